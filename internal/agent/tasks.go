@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/palisade-cwpp/palisade/internal/agent/hostinfo"
+	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
+)
+
+// taskFunc runs one task of a known type. It reports progress through the callback and
+// returns a JSON-encodable result. It must honour ctx.
+type taskFunc func(ctx context.Context, params json.RawMessage, progress func(pct int, msg string)) (any, error)
+
+// taskRunner runs tasks of the types compiled into the agent, one at a time per type.
+type taskRunner struct {
+	a       *Agent
+	types   map[string]taskFunc
+	mu      sync.Mutex
+	running map[string]bool // task IDs in progress, so a redelivered task is not run twice
+}
+
+func newTaskRunner(a *Agent) *taskRunner {
+	r := &taskRunner{a: a, running: map[string]bool{}}
+	r.types = map[string]taskFunc{
+		"collect-facts": r.collectFacts,
+	}
+	return r
+}
+
+// start runs t in the background, sending updates to out. Unknown types are rejected.
+func (r *taskRunner) start(ctx context.Context, t *pb.TaskAssign, out func(*pb.TaskUpdate)) {
+	fn, ok := r.types[t.GetType()]
+	if !ok {
+		out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "rejected", Message: fmt.Sprintf("this agent does not know task type %q", t.GetType())})
+		return
+	}
+	params := json.RawMessage(t.GetParams())
+	if len(params) == 0 {
+		params = json.RawMessage("{}")
+	}
+	if !json.Valid(params) {
+		out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "rejected", Message: "task parameters are not valid JSON"})
+		return
+	}
+	r.mu.Lock()
+	if r.running[t.GetTaskId()] {
+		r.mu.Unlock()
+		return
+	}
+	r.running[t.GetTaskId()] = true
+	r.mu.Unlock()
+	go func() {
+		defer func() { r.mu.Lock(); delete(r.running, t.GetTaskId()); r.mu.Unlock() }()
+		out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "running", Progress: 0})
+		res, err := fn(ctx, params, func(pct int, msg string) {
+			out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "running", Progress: uint32(min(max(pct, 0), 99)), Message: msg})
+		})
+		if err != nil {
+			out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "failed", Message: err.Error()})
+			return
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "failed", Message: "encode result: " + err.Error()})
+			return
+		}
+		out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "succeeded", Progress: 100, Result: b})
+	}()
+}
+
+// collectFacts gathers the host facts afresh; they also go to the console as a new Hello on
+// the next connection.
+func (r *taskRunner) collectFacts(ctx context.Context, params json.RawMessage, progress func(int, string)) (any, error) {
+	var p struct{}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, fmt.Errorf("collect-facts takes no parameters: %w", err)
+	}
+	facts, err := hostinfo.Collect(Version)
+	if err != nil {
+		return nil, err
+	}
+	return facts, nil
+}

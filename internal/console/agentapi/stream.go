@@ -1,0 +1,267 @@
+package agentapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/finding"
+	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
+)
+
+// conn is one agent's live stream.
+type conn struct {
+	hostID string
+	out    chan *pb.ConsoleMessage
+	tasks  chan struct{}
+	cancel context.CancelCauseFunc
+
+	closeOnce sync.Once
+	// lastDropped is the spool drop count of the previous heartbeat, to report growth once.
+	lastDropped uint64
+}
+
+func (c *conn) close(reason string) {
+	c.closeOnce.Do(func() {
+		select {
+		case c.out <- &pb.ConsoleMessage{Body: &pb.ConsoleMessage_Goodbye{Goodbye: &pb.Goodbye{Reason: reason}}}:
+		default:
+		}
+		// Give the sender a moment to deliver the goodbye before the stream is torn down.
+		time.AfterFunc(200*time.Millisecond, func() { c.cancel(status.Error(codes.PermissionDenied, reason)) })
+	})
+}
+
+// Connect serves one agent's stream until it ends.
+func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
+	h, err := s.authenticate(stream.Context())
+	if err != nil {
+		s.metrics.streamsRefused.Inc()
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	c := &conn{hostID: h.ID, out: make(chan *pb.ConsoleMessage, 64), tasks: make(chan struct{}, 1), cancel: cancel,
+		lastDropped: h.Status.SpoolDropped}
+	s.mu.Lock()
+	old := s.streams[h.ID]
+	s.streams[h.ID] = c
+	s.mu.Unlock()
+	if old != nil {
+		old.close("replaced by a newer connection from the same host")
+	}
+	s.metrics.connected.Inc()
+	log := s.log.With("host", h.ID)
+	log.Info("agent connected", "peer", peerAddr(stream.Context()))
+	defer func() {
+		s.mu.Lock()
+		if s.streams[h.ID] == c {
+			delete(s.streams, h.ID)
+		}
+		s.mu.Unlock()
+		s.metrics.connected.Dec()
+		log.Info("agent disconnected", "cause", context.Cause(ctx))
+	}()
+
+	errc := make(chan error, 2)
+	go func() { errc <- s.send(ctx, stream, c) }()
+	go func() { errc <- s.receive(ctx, stream, c, log) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	cancel(err)
+	return err
+}
+
+// send writes queued messages and dispatches pending tasks. It is the only goroutine calling
+// stream.Send.
+func (s *Server) send(ctx context.Context, stream pb.AgentService_ConnectServer, c *conn) error {
+	tick := time.NewTicker(15 * time.Second) // catches tasks created through another path
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case m := <-c.out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+			if m.GetGoodbye() != nil {
+				return status.Error(codes.PermissionDenied, m.GetGoodbye().GetReason())
+			}
+		case <-c.tasks:
+			if err := s.dispatch(ctx, stream, c.hostID); err != nil {
+				return err
+			}
+		case <-tick.C:
+			if err := s.dispatch(ctx, stream, c.hostID); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) dispatch(ctx context.Context, stream pb.AgentService_ConnectServer, hostID string) error {
+	tasks, err := s.store.PendingTasks(ctx, hostID)
+	if err != nil {
+		s.log.Error("read pending tasks", "host", hostID, "err", err)
+		return nil
+	}
+	for _, t := range tasks {
+		// Mark first: if the send fails the host reconnects and RequeueDispatched resets it.
+		if err := s.store.UpdateTaskHost(ctx, store.TaskHost{TaskID: t.ID, HostID: hostID, State: store.TaskDispatched}); err != nil {
+			continue // finished or expired meanwhile
+		}
+		if err := stream.Send(&pb.ConsoleMessage{Body: &pb.ConsoleMessage_Task{Task: &pb.TaskAssign{
+			TaskId: t.ID, Type: t.Type, Params: t.Params}}}); err != nil {
+			return err
+		}
+		s.metrics.tasksDispatched.Inc()
+	}
+	return nil
+}
+
+func (s *Server) receive(ctx context.Context, stream pb.AgentService_ConnectServer, c *conn, log *slog.Logger) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch b := m.GetBody().(type) {
+		case *pb.AgentMessage_Hello:
+			facts := factsFromProto(b.Hello.GetFacts())
+			if err := s.store.UpdateHostFacts(ctx, c.hostID, facts); err != nil {
+				return status.Errorf(codes.Unavailable, "store facts: %v", err)
+			}
+			if err := s.store.RequeueDispatched(ctx, c.hostID); err != nil {
+				return status.Errorf(codes.Unavailable, "requeue tasks: %v", err)
+			}
+			c.notify()
+		case *pb.AgentMessage_Heartbeat:
+			if err := s.heartbeat(ctx, c, b.Heartbeat); err != nil {
+				return err
+			}
+		case *pb.AgentMessage_Findings:
+			ack, err := s.ingest(ctx, c.hostID, b.Findings, log)
+			if err != nil {
+				// Not acknowledged: the agent keeps the batch and sends it again.
+				return status.Errorf(codes.Unavailable, "store findings: %v", err)
+			}
+			select {
+			case c.out <- &pb.ConsoleMessage{Body: &pb.ConsoleMessage_Ack{Ack: ack}}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		case *pb.AgentMessage_TaskUpdate:
+			s.taskUpdate(ctx, c.hostID, b.TaskUpdate, log)
+		default:
+			s.metrics.protocolErrors.Inc()
+			log.Warn("unknown message from agent", "type", fmt.Sprintf("%T", b))
+		}
+	}
+}
+
+func (c *conn) notify() {
+	select {
+	case c.tasks <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) heartbeat(ctx context.Context, c *conn, hb *pb.Heartbeat) error {
+	st := finding.AgentStatus{Time: time.Now().UTC()}
+	if cost := hb.GetCost(); cost != nil {
+		st.CPUPercent, st.RSSBytes = cost.GetCpuPercent(), cost.GetRssBytes()
+		st.SpoolDepth, st.SpoolBytes, st.SpoolDropped = cost.GetSpoolDepth(), cost.GetSpoolBytes(), cost.GetSpoolDropped()
+		st.CPUBudgetPercent, st.MemoryBudgetBytes = cost.GetCpuBudgetPercent(), cost.GetMemoryBudgetBytes()
+		st.BudgetMode, st.ThrottledMS = clip(cost.GetBudgetMode(), 16), cost.GetThrottledMs()
+	}
+	for i, cs := range hb.GetComponents() {
+		if i == 256 {
+			break
+		}
+		st.Components = append(st.Components, finding.ComponentState{
+			Name: clip(cs.GetName(), 64), Kind: clip(cs.GetKind(), 16), State: clip(cs.GetState(), 16), Reason: clip(cs.GetReason(), 512)})
+	}
+	if err := s.store.TouchHost(ctx, c.hostID, st); err != nil {
+		return status.Errorf(codes.Unavailable, "store heartbeat: %v", err)
+	}
+	s.metrics.heartbeats.Inc()
+	// A full spool loses findings on the host; the operator must hear of it as an event.
+	if st.SpoolDropped > c.lastDropped {
+		lost := st.SpoolDropped - c.lastDropped
+		c.lastDropped = st.SpoolDropped
+		f := finding.Finding{
+			ID: finding.NewID(), RuleID: "agent.spool-overflow", Category: finding.CategoryAgent, Severity: finding.SeverityHigh,
+			Title: "Agent spool full: findings were dropped on the host",
+			Host:  c.hostID, Time: st.Time, DedupKey: "spool",
+			Action: "Restore the host's connection to the console, or raise spool.max_bytes in the agent configuration.",
+			Evidence: finding.Evidence{Count: int(lost), Fields: map[string]string{
+				"dropped_total": fmt.Sprint(st.SpoolDropped), "spool_bytes": fmt.Sprint(st.SpoolBytes)}},
+		}
+		if _, err := s.store.IngestFindings(ctx, c.hostID, []finding.Finding{f}, s.cfg.AggregationWindow); err != nil {
+			return status.Errorf(codes.Unavailable, "store overflow event: %v", err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) ingest(ctx context.Context, hostID string, batch *pb.FindingBatch, log *slog.Logger) (*pb.Ack, error) {
+	start := time.Now()
+	fs := make([]finding.Finding, 0, len(batch.GetFindings()))
+	var rejected uint32
+	for _, raw := range batch.GetFindings() {
+		f, err := s.decodeFinding(raw, hostID)
+		if err != nil {
+			rejected++
+			log.Warn("finding rejected", "err", err)
+			continue
+		}
+		fs = append(fs, f)
+	}
+	res, err := s.store.IngestFindings(ctx, hostID, fs, s.cfg.AggregationWindow)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.findings.WithLabelValues("new").Add(float64(res.New))
+	s.metrics.findings.WithLabelValues("aggregated").Add(float64(res.Aggregated))
+	s.metrics.findings.WithLabelValues("duplicate").Add(float64(res.Duplicate))
+	s.metrics.findings.WithLabelValues("rejected").Add(float64(rejected))
+	s.metrics.ingestSeconds.Observe(time.Since(start).Seconds())
+	return &pb.Ack{Seq: batch.GetLastSeq(), Rejected: rejected}, nil
+}
+
+var taskStates = map[string]bool{store.TaskRunning: true, store.TaskSucceeded: true, store.TaskFailed: true, store.TaskRejected: true}
+
+func (s *Server) taskUpdate(ctx context.Context, hostID string, u *pb.TaskUpdate, log *slog.Logger) {
+	if !taskStates[u.GetState()] {
+		s.metrics.protocolErrors.Inc()
+		log.Warn("task update with unknown state", "task", clip(u.GetTaskId(), 64), "state", clip(u.GetState(), 32))
+		return
+	}
+	result := u.GetResult()
+	if len(result) > 1<<20 {
+		result = nil
+	}
+	th := store.TaskHost{TaskID: clip(u.GetTaskId(), 64), HostID: hostID, State: u.GetState(),
+		Progress: int(min(u.GetProgress(), 100)), Message: clip(u.GetMessage(), 4096)}
+	if len(result) > 0 {
+		if !jsonValid(result) {
+			th.Message = strings.TrimSpace(th.Message + " (result was not valid JSON and was dropped)")
+		} else {
+			th.Result = result
+		}
+	}
+	if err := s.store.UpdateTaskHost(ctx, th); err != nil {
+		log.Warn("task update not applied", "task", th.TaskID, "err", err)
+	}
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each once, in its own transaction. Never edit a released
+// migration: add a new one. Types are chosen to mean the same on SQLite and PostgreSQL.
+var migrations = []string{
+	1: `
+CREATE TABLE users (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	role TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE TABLE sessions (
+	token_hash TEXT PRIMARY KEY,
+	user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	csrf TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE TABLE api_tokens (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	token_hash TEXT NOT NULL UNIQUE,
+	user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	last_used_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE enroll_tokens (
+	id TEXT PRIMARY KEY,
+	token_hash TEXT NOT NULL UNIQUE,
+	host_group TEXT NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	used_at BIGINT NOT NULL DEFAULT 0,
+	used_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE hosts (
+	id TEXT PRIMARY KEY,
+	hostname TEXT NOT NULL,
+	host_group TEXT NOT NULL,
+	cert_serial TEXT NOT NULL,
+	enrolled_at BIGINT NOT NULL,
+	last_seen BIGINT NOT NULL DEFAULT 0,
+	revoked_at BIGINT NOT NULL DEFAULT 0,
+	facts TEXT NOT NULL DEFAULT '{}',
+	status TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE events (
+	id TEXT PRIMARY KEY,
+	host_id TEXT NOT NULL REFERENCES hosts(id),
+	agg_key TEXT NOT NULL,
+	rule_id TEXT NOT NULL,
+	category TEXT NOT NULL,
+	severity INTEGER NOT NULL,
+	title TEXT NOT NULL,
+	action TEXT NOT NULL,
+	mitre TEXT NOT NULL,
+	evidence TEXT NOT NULL,
+	count BIGINT NOT NULL,
+	first_seen BIGINT NOT NULL,
+	last_seen BIGINT NOT NULL,
+	status TEXT NOT NULL,
+	handled_by TEXT NOT NULL DEFAULT '',
+	handled_at BIGINT NOT NULL DEFAULT 0,
+	comment TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_open_key ON events(host_id, agg_key, status, last_seen);
+CREATE INDEX events_last_seen ON events(last_seen);
+CREATE INDEX events_category ON events(category, last_seen);
+CREATE TABLE finding_ids (
+	id TEXT PRIMARY KEY,
+	event_id TEXT NOT NULL,
+	received_at BIGINT NOT NULL
+);
+CREATE INDEX finding_ids_event ON finding_ids(event_id);
+CREATE TABLE tasks (
+	id TEXT PRIMARY KEY,
+	type TEXT NOT NULL,
+	params TEXT NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE TABLE task_hosts (
+	task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+	host_id TEXT NOT NULL REFERENCES hosts(id),
+	state TEXT NOT NULL,
+	progress INTEGER NOT NULL DEFAULT 0,
+	message TEXT NOT NULL DEFAULT '',
+	result TEXT NOT NULL DEFAULT '',
+	updated_at BIGINT NOT NULL,
+	PRIMARY KEY (task_id, host_id)
+);
+CREATE INDEX task_hosts_host_state ON task_hosts(host_id, state);
+CREATE TABLE audit_log (
+	id TEXT PRIMARY KEY,
+	at BIGINT NOT NULL,
+	actor TEXT NOT NULL,
+	action TEXT NOT NULL,
+	target TEXT NOT NULL,
+	detail TEXT NOT NULL,
+	remote TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations)-1 {
+		return fmt.Errorf("database schema version %d is newer than this console knows (%d): upgrade the console", current, len(migrations)-1)
+	}
+	for v := current + 1; v < len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`), v, ms(s.Now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the applied schema version.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
