@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
 
@@ -117,7 +118,16 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 	}()
 	a.log.Info("connected to console")
 	a.writeStatus(true, nil)
-	return a.sendLoop(ctx, stream, acks, updates)
+	err = a.sendLoop(ctx, stream, acks, updates)
+	if errors.Is(err, io.EOF) {
+		// The console ended the stream; its reason arrives through Recv.
+		select {
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return err
 }
 
 // sendLoop is the only goroutine that calls stream.Send after the hello.
@@ -129,6 +139,8 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 	}
 	sent := a.spool.AckedSeq()
 	for {
+		// Take the wake-up channel before reading, so an append right after the read still wakes us.
+		appended := a.spool.Wait()
 		// Send what the spool holds beyond what is in flight, within the in-flight window.
 		for sent-a.spool.AckedSeq() < uint64(a.cfg.InFlight) {
 			recs, err := a.spool.Read(sent, a.cfg.BatchSize, 1<<20)
@@ -147,6 +159,9 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 			}
 			sent = batch.LastSeq
 		}
+		if sent-a.spool.AckedSeq() >= uint64(a.cfg.InFlight) {
+			appended = nil // window full: wait for an ack, not for more data
+		}
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -159,7 +174,7 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 			if err := stream.Send(&pb.AgentMessage{Body: &pb.AgentMessage_TaskUpdate{TaskUpdate: u}}); err != nil {
 				return err
 			}
-		case <-a.spool.Wait():
+		case <-appended:
 		case <-hb.C:
 			if err := a.sendHeartbeat(stream); err != nil {
 				return err

@@ -1,0 +1,243 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/palisade-cwpp/palisade/internal/agent"
+	"github.com/palisade-cwpp/palisade/internal/console"
+	"github.com/palisade-cwpp/palisade/internal/console/api"
+)
+
+// testConsole is a console served in-process on loopback, restartable on the same ports and
+// data directory.
+type testConsole struct {
+	t         *testing.T
+	cfg       console.Config
+	c         *console.Console
+	cancel    context.CancelFunc
+	done      chan error
+	token     string // admin API token from cli.json
+	http      *http.Client
+	agentAddr string
+}
+
+func quietLog() *slog.Logger {
+	if os.Getenv("PALISADE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startConsole(t *testing.T, mutate ...func(*console.Config)) *testConsole {
+	t.Helper()
+	cfg := console.Config{
+		DataDir:      filepath.Join(t.TempDir(), "console"),
+		AgentListen:  freeAddr(t),
+		APIListen:    freeAddr(t),
+		OfflineAfter: console.Duration(5 * time.Second),
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	tc := &testConsole{t: t, cfg: cfg, agentAddr: cfg.AgentListen}
+	tc.start()
+	t.Cleanup(tc.stop)
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "cli.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cli console.CLIConfig
+	if err := json.Unmarshal(b, &cli); err != nil {
+		t.Fatal(err)
+	}
+	tc.token = cli.Token
+	return tc
+}
+
+func (tc *testConsole) start() {
+	tc.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var c *console.Console
+	var err error
+	// The ports were just released by a previous instance; retry briefly.
+	for i := 0; i < 50; i++ {
+		if c, err = console.Open(ctx, tc.cfg, "correct-horse-battery", io.Discard, quietLog()); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		cancel()
+		tc.t.Fatalf("open console: %v", err)
+	}
+	tc.c, tc.cancel, tc.done = c, cancel, make(chan error, 1)
+	go func() { tc.done <- c.Serve(ctx) }()
+	tc.http = newHTTPClient(tc.t, filepath.Join(tc.cfg.DataDir, "ca.crt"))
+}
+
+func (tc *testConsole) stop() {
+	if tc.cancel == nil {
+		return
+	}
+	tc.cancel()
+	<-tc.done
+	tc.cancel = nil
+}
+
+func newHTTPClient(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsWithRoot(t, pem)
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second}
+}
+
+// call performs an API request with the admin token (or the given one) and decodes the answer.
+func (tc *testConsole) call(method, path string, in, out any, headers ...string) int {
+	tc.t.Helper()
+	return doJSON(tc.t, tc.http, method, tc.c.APIURL()+path, in, out, append([]string{"Authorization", "Bearer " + tc.token}, headers...)...)
+}
+
+func doJSON(t *testing.T, hc *http.Client, method, url string, in, out any, headers ...string) int {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] != "" && headers[i+1] != "Bearer " {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, url, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// enrollToken creates an enrollment token through the API.
+func (tc *testConsole) enrollToken(ttl string) string {
+	tc.t.Helper()
+	var r api.EnrollTokenResponse
+	if code := tc.call("POST", "/api/v1/enroll-tokens", api.EnrollTokenRequest{TTL: ttl}, &r); code != http.StatusCreated {
+		tc.t.Fatalf("create enrollment token: HTTP %d", code)
+	}
+	return r.Token
+}
+
+// testAgent is an agent enrolled to a test console, run in-process.
+type testAgent struct {
+	t      *testing.T
+	dir    string
+	a      *agent.Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func enrollAgent(t *testing.T, tc *testConsole) *testAgent {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "agent")
+	if _, err := agent.Enroll(context.Background(), agent.EnrollOptions{DataDir: dir, Server: tc.agentAddr,
+		Token: tc.enrollToken("1h"), CAPin: tc.c.CA.Pin(), AgentVersion: "test"}); err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	return &testAgent{t: t, dir: dir}
+}
+
+func (ta *testAgent) start() {
+	ta.t.Helper()
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second}, quietLog())
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ta.a, ta.cancel, ta.done = a, cancel, make(chan error, 1)
+	go func() { ta.done <- a.Run(ctx) }()
+	ta.t.Cleanup(ta.stop)
+}
+
+func (ta *testAgent) stop() {
+	if ta.cancel == nil {
+		return
+	}
+	ta.cancel()
+	<-ta.done
+	ta.a.Close()
+	ta.cancel = nil
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func hostOnline(tc *testConsole, id string) bool {
+	var h struct {
+		Online bool `json:"online"`
+	}
+	code := tc.call("GET", "/api/v1/hosts/"+id, nil, &h)
+	return code == 200 && h.Online
+}
+
+func mustf(t *testing.T, cond bool, format string, a ...any) {
+	t.Helper()
+	if !cond {
+		t.Fatalf(format, a...)
+	}
+}
+
+func tlsWithRoot(t *testing.T, pem []byte) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no CA certificate")
+	}
+	return &tls.Config{RootCAs: pool}
+}
