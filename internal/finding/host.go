@@ -34,7 +34,7 @@ type ComponentState struct {
 
 // AgentStatus is what the latest heartbeat said about the agent itself.
 type AgentStatus struct {
-	Time              time.Time        `json:"time"`
+	Time              time.Time        `json:"time,omitzero"`
 	CPUPercent        float64          `json:"cpu_percent"`
 	RSSBytes          uint64           `json:"rss_bytes"`
 	SpoolDepth        int64            `json:"spool_depth"`

@@ -50,7 +50,7 @@ func New(cfg Config, st *store.Store, agents Agents, log *slog.Logger) *Server {
 		cfg.SessionTTL = 12 * time.Hour
 	}
 	if cfg.OfflineAfter <= 0 {
-		cfg.OfflineAfter = 90 * time.Second
+		cfg.OfflineAfter = 60 * time.Second
 	}
 	if cfg.MaxTaskTTL <= 0 {
 		cfg.MaxTaskTTL = 30 * 24 * time.Hour

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -37,6 +38,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.store.UserByName(r.Context(), req.User)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.storeError(w, err)
+		return
+	}
 	if !checkPassword(u.PasswordHash, req.Password) || err != nil {
 		s.limiter.fail(addr, now)
 		s.store.Audit(r.Context(), store.AuditEntry{Actor: req.User, Action: "login.failed", Target: req.User, Remote: addr})
@@ -57,11 +62,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	if p.session != nil {
-		if err := s.store.DeleteSession(r.Context(), p.session.TokenHash); err != nil {
-			s.storeError(w, err)
-			return
-		}
+	if p.session == nil {
+		writeError(w, http.StatusBadRequest, "logout ends browser sessions; revoke an API token with DELETE /api/v1/api-tokens/{id}")
+		return
+	}
+	if err := s.store.DeleteSession(r.Context(), p.session.TokenHash); err != nil {
+		s.storeError(w, err)
+		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
 	s.audit(r, "logout", p.user.Name, "")
@@ -234,7 +241,7 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 		req.Params = json.RawMessage("{}")
 	}
 	var obj map[string]any
-	if err := json.Unmarshal(req.Params, &obj); err != nil {
+	if err := json.Unmarshal(req.Params, &obj); err != nil || obj == nil {
 		writeError(w, http.StatusBadRequest, "params must be a JSON object")
 		return
 	}

@@ -45,7 +45,8 @@ func scanHost(row interface{ Scan(...any) error }, onlineSince time.Time) (Host,
 		return h, err
 	}
 	h.EnrolledAt, h.LastSeen, h.RevokedAt = fromMS(enrolled), fromMS(seen), fromMS(revoked)
-	h.Online = !h.Revoked() && seen > 0 && !h.LastSeen.Before(onlineSince)
+	// Compared in stored milliseconds, as ListHosts' online filter does.
+	h.Online = !h.Revoked() && seen > 0 && seen >= ms(onlineSince)
 	if err := json.Unmarshal([]byte(facts), &h.Facts); err != nil {
 		return h, fmt.Errorf("host %s facts: %w", h.ID, err)
 	}
@@ -76,7 +77,8 @@ func (s *Store) ListHosts(ctx context.Context, f HostFilter) ([]Host, int, error
 	var where []string
 	var args []any
 	if f.Search != "" {
-		where = append(where, `(hostname LIKE ? OR id LIKE ?)`)
+		// LIKE is case-insensitive on SQLite but not on PostgreSQL; fold both sides alike.
+		where = append(where, `(LOWER(hostname) LIKE LOWER(?) OR LOWER(id) LIKE LOWER(?))`)
 		like := "%" + escapeLike(f.Search) + "%"
 		args = append(args, like, like)
 	}

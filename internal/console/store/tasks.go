@@ -159,20 +159,22 @@ func (s *Store) UpdateTaskHost(ctx context.Context, th TaskHost) error {
 	return affectedOne(res, err, "open task "+th.TaskID+" on host "+th.HostID)
 }
 
-// ExpireTasks marks tasks still pending past their expiry, and returns how many host states changed.
+// ExpireTasks ends every unfinished host state of tasks past their expiry (pending: the host
+// never took it; dispatched or running: it never reported an end), and returns how many changed.
 func (s *Store) ExpireTasks(ctx context.Context) (int64, error) {
-	res, err := s.exec(ctx, `UPDATE task_hosts SET state = ?, message = 'host did not take the task before it expired', updated_at = ?
-		WHERE state = ? AND task_id IN (SELECT id FROM tasks WHERE expires_at <= ?)`,
-		TaskExpired, ms(s.Now()), TaskPending, ms(s.Now()))
+	res, err := s.exec(ctx, `UPDATE task_hosts SET state = ?, message = 'the host did not finish the task before it expired', updated_at = ?
+		WHERE state IN (?, ?, ?) AND task_id IN (SELECT id FROM tasks WHERE expires_at <= ?)`,
+		TaskExpired, ms(s.Now()), TaskPending, TaskDispatched, TaskRunning, ms(s.Now()))
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
 }
 
-// RequeueDispatched puts tasks dispatched to hostID but never started back to pending; used
-// when a host reconnects, since the stream that carried them may have died before delivery.
+// RequeueDispatched puts tasks dispatched to hostID or running there back to pending; used when
+// a host reconnects, since the stream that carried them, or the agent running them, may have
+// died. An agent still running a task it is sent again ignores the repeat.
 func (s *Store) RequeueDispatched(ctx context.Context, hostID string) error {
-	_, err := s.exec(ctx, `UPDATE task_hosts SET state = ? WHERE host_id = ? AND state = ?`, TaskPending, hostID, TaskDispatched)
+	_, err := s.exec(ctx, `UPDATE task_hosts SET state = ? WHERE host_id = ? AND state IN (?, ?)`, TaskPending, hostID, TaskDispatched, TaskRunning)
 	return err
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs what the tests need on a fresh Debian machine (root):
+# PostgreSQL's server binaries, so the store suite runs against a real PostgreSQL too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The tests start their own throwaway servers; the packaged cluster is not needed.
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
+fi
+
+go vet ./...
+go test -count=1 -timeout 15m ./... "$@"
