@@ -106,6 +106,11 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 			MinVersion: tls.VersionTLS13,
 		})),
 		grpc.MaxRecvMsgSize(8<<20),
+		// Thousands of mostly idle agent streams: small per-connection buffers, and write buffers
+		// returned to a pool between flushes.
+		grpc.ReadBufferSize(16<<10),
+		grpc.WriteBufferSize(16<<10),
+		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)

@@ -24,7 +24,7 @@ import (
 // testConsole is a console served in-process on loopback, restartable on the same ports and
 // data directory.
 type testConsole struct {
-	t         *testing.T
+	t         testing.TB
 	cfg       console.Config
 	c         *console.Console
 	cancel    context.CancelFunc
@@ -41,7 +41,7 @@ func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startConsole(t *testing.T, mutate ...func(*console.Config)) *testConsole {
+func startConsole(t testing.TB, mutate ...func(*console.Config)) *testConsole {
 	t.Helper()
 	cfg := console.Config{
 		DataDir:      filepath.Join(t.TempDir(), "console"),
@@ -106,7 +106,7 @@ func (tc *testConsole) stop() {
 	tc.cancel = nil
 }
 
-func newHTTPClient(t *testing.T, caFile string) *http.Client {
+func newHTTPClient(t testing.TB, caFile string) *http.Client {
 	t.Helper()
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -124,7 +124,7 @@ func (tc *testConsole) call(method, path string, in, out any, headers ...string)
 	return doJSON(tc.t, tc.http, method, tc.c.APIURL()+path, in, out, append([]string{"Authorization", "Bearer " + tc.token}, headers...)...)
 }
 
-func doJSON(t *testing.T, hc *http.Client, method, url string, in, out any, headers ...string) int {
+func doJSON(t testing.TB, hc *http.Client, method, url string, in, out any, headers ...string) int {
 	t.Helper()
 	var body io.Reader
 	if in != nil {
@@ -167,14 +167,14 @@ func (tc *testConsole) enrollToken(ttl string) string {
 
 // testAgent is an agent enrolled to a test console, run in-process.
 type testAgent struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	a      *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func enrollAgent(t *testing.T, tc *testConsole) *testAgent {
+func enrollAgent(t testing.TB, tc *testConsole) *testAgent {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "agent")
 	if _, err := agent.Enroll(context.Background(), agent.EnrollOptions{DataDir: dir, Server: tc.agentAddr,
@@ -207,7 +207,7 @@ func (ta *testAgent) stop() {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -226,14 +226,14 @@ func hostOnline(tc *testConsole, id string) bool {
 	return code == 200 && h.Online
 }
 
-func mustf(t *testing.T, cond bool, format string, a ...any) {
+func mustf(t testing.TB, cond bool, format string, a ...any) {
 	t.Helper()
 	if !cond {
 		t.Fatalf(format, a...)
 	}
 }
 
-func tlsWithRoot(t *testing.T, pem []byte) *tls.Config {
+func tlsWithRoot(t testing.TB, pem []byte) *tls.Config {
 	t.Helper()
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {

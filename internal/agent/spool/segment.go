@@ -119,8 +119,12 @@ type frameReader struct {
 	sum   uint32
 }
 
-// newFrameReader returns a frameReader over f[off:limit].
+// newFrameReader returns a frameReader over f[off:limit], buffering up to
+// bufSize bytes (less when the range is smaller).
 func newFrameReader(f *os.File, off, limit int64, bufSize int) *frameReader {
+	if n := limit - off; n < int64(bufSize) {
+		bufSize = int(max(n, 16))
+	}
 	return &frameReader{
 		br:    bufio.NewReaderSize(io.NewSectionReader(f, off, limit-off), bufSize),
 		off:   off,

@@ -101,9 +101,10 @@ type Options struct {
 
 // Record is one record returned by Read.
 type Record struct {
-	// Seq is the record's sequence number: assigned by Append, strictly
-	// increasing, never reused, but possibly with gaps (after corruption was
-	// skipped, or after an unsynced power loss).
+	// Seq is the record's sequence number, assigned by Append: 1 for the
+	// first record of a new spool, then strictly increasing and not reused
+	// across restarts (see the package documentation for the one exception).
+	// There may be gaps where corrupt data was skipped.
 	Seq uint64
 	// Data is the payload, in a slice owned by the caller.
 	Data []byte
@@ -560,6 +561,9 @@ func (s *Spool) Read(after uint64, max int, maxBytes int) ([]Record, error) {
 	s.mu.Unlock()
 
 	var out []Record
+	if max > 0 {
+		out = make([]Record, 0, min(max, 1024))
+	}
 	nbytes := 0
 	bufSize := readBufMin
 	if maxBytes > bufSize {
