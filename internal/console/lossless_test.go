@@ -201,3 +201,36 @@ func TestLosslessAgentSIGKILL(t *testing.T) {
 	eventually(t, 60*time.Second, "spool drained", func() bool { return ta.a.SpoolStats().Depth == 0 })
 	assertExactlyOnce(t, tc.c.Store, emitted)
 }
+
+// TestSpoolOverflowIsReported fills a small spool while the console is down: the agent refuses
+// and counts the excess, and once it reconnects the console opens an event saying so.
+func TestSpoolOverflowIsReported(t *testing.T) {
+	tc := startConsole(t)
+	ta := enrollAgent(t, tc)
+	tc.stop()
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, SpoolMaxBytes: 64 << 10}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	refused := 0
+	for i := 0; i < 1000; i++ {
+		if err := a.Emit(testFinding(i)); err != nil {
+			refused++
+		}
+	}
+	mustf(t, refused > 0 && a.SpoolStats().Dropped == uint64(refused), "refused %d, spool counted %d", refused, a.SpoolStats().Dropped)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	tc.start()
+	var events []store.Event
+	eventually(t, 20*time.Second, "spool overflow event", func() bool {
+		events, _, err = tc.c.Store.ListEvents(context.Background(), store.EventFilter{Category: string(finding.CategoryAgent)})
+		return err == nil && len(events) == 1
+	})
+	e := events[0]
+	mustf(t, e.RuleID == "agent.spool-overflow" && e.Count == int64(refused) && e.Severity == "high",
+		"event: rule %s count %d severity %s, want %d dropped", e.RuleID, e.Count, e.Severity, refused)
+}

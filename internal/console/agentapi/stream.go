@@ -196,7 +196,11 @@ func (s *Server) heartbeat(ctx context.Context, c *conn, hb *pb.Heartbeat) error
 		return status.Errorf(codes.Unavailable, "store heartbeat: %v", err)
 	}
 	s.metrics.heartbeats.Inc()
-	// A full spool loses findings on the host; the operator must hear of it as an event.
+	// A full spool loses findings on the host; the operator must hear of it as an event. The
+	// agent counts drops since it started, so a smaller count means it restarted.
+	if st.SpoolDropped < c.lastDropped {
+		c.lastDropped = 0
+	}
 	if st.SpoolDropped > c.lastDropped {
 		lost := st.SpoolDropped - c.lastDropped
 		c.lastDropped = st.SpoolDropped
