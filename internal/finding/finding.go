@@ -141,6 +141,7 @@ const (
 	MaxLines    = 50
 	MaxLineLen  = 4096
 	MaxDedupKey = 512
+	MaxCount    = 1 << 30
 )
 
 var ruleIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$`)
@@ -166,12 +167,33 @@ func (f *Finding) Validate() error {
 	}
 	if f.Time.IsZero() {
 		errs = append(errs, errors.New("time is missing"))
+	} else if y := f.Time.UTC().Year(); y < 1 || y > 9999 {
+		// The console keeps times in UTC and serves them as RFC 3339, which has four-digit years:
+		// a time whose zone offset pushes it out of that range could be stored but never shown.
+		errs = append(errs, fmt.Errorf("time %s is out of range (years 1-9999 in UTC)", f.Time.Format(time.RFC3339)))
 	}
 	if len(f.DedupKey) > MaxDedupKey {
 		errs = append(errs, fmt.Errorf("dedup_key longer than %d bytes", MaxDedupKey))
 	}
 	if len(f.Evidence.Lines) > MaxLines {
 		errs = append(errs, fmt.Errorf("more than %d evidence lines", MaxLines))
+	}
+	for _, l := range f.Evidence.Lines {
+		if len(l) > MaxLineLen {
+			errs = append(errs, fmt.Errorf("evidence line longer than %d bytes", MaxLineLen))
+			break
+		}
+	}
+	if f.Evidence.Count < 0 || f.Evidence.Count > MaxCount {
+		errs = append(errs, fmt.Errorf("evidence count %d outside 0-%d", f.Evidence.Count, MaxCount))
+	}
+	// These are stored as SQL text, which cannot hold NUL on PostgreSQL: one such finding would
+	// fail its whole batch, which the agent then resends forever. (Evidence is stored as JSON,
+	// where NUL is escaped.)
+	for _, fv := range [...]struct{ name, v string }{{"id", f.ID}, {"title", f.Title}, {"dedup_key", f.DedupKey}, {"action", f.Action}} {
+		if strings.IndexByte(fv.v, 0) >= 0 {
+			errs = append(errs, fmt.Errorf("%s contains a NUL byte", fv.name))
+		}
 	}
 	return errors.Join(errs...)
 }

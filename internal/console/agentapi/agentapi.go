@@ -191,15 +191,20 @@ func factsFromProto(f *pb.HostFacts) finding.HostFacts {
 		}
 		out.IPAddresses = append(out.IPAddresses, clip(ip, 64))
 	}
-	if f.GetBootTimeUnix() > 0 {
-		out.BootTime = time.Unix(f.GetBootTimeUnix(), 0).UTC()
+	// A boot time past year 9999 cannot be written as JSON: the store would drop every fact.
+	if bt := f.GetBootTimeUnix(); bt > 0 && bt <= maxBootTimeUnix {
+		out.BootTime = time.Unix(bt, 0).UTC()
 	}
 	return out
 }
 
-// clip bounds strings an agent sends, on a rune boundary.
+// maxBootTimeUnix is 9999-12-31T23:59:59Z, the last time RFC 3339 (and so JSON) can express.
+const maxBootTimeUnix = 253402300799
+
+// clip bounds strings an agent sends, on a rune boundary, and makes them storable as SQL text:
+// valid UTF-8 without NUL (which PostgreSQL refuses).
 func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) <= n {
 		return s
 	}

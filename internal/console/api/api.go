@@ -148,6 +148,8 @@ func (s *Server) storeError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, store.ErrExists):
 		writeError(w, http.StatusConflict, err.Error())
+	case store.IsInvalidInput(err):
+		writeError(w, http.StatusBadRequest, "the request holds text the database cannot store (invalid UTF-8 or a NUL byte)")
 	default:
 		s.log.Error("store error", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error; see the console log")

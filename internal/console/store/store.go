@@ -18,9 +18,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
 )
+
+// IsInvalidInput reports whether err is the database refusing a value as malformed (on
+// PostgreSQL: invalid UTF-8 or a NUL byte in text), which callers should treat as bad input.
+func IsInvalidInput(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22")
+}
 
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
