@@ -102,6 +102,20 @@ func (e *openEvent) fold(f *finding.Finding) {
 	e.severity = max(e.severity, f.Severity)
 }
 
+// inList returns a membership test for values and its arguments. PostgreSQL gets one array
+// parameter: its plan then probes the index per value even when cached as a generic plan,
+// where a long IN list of parameters can degrade to a scan of the host's rows.
+func (s *Store) inList(values []string) (string, []any) {
+	if s.postgres {
+		return "= ANY(?)", []any{values}
+	}
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return "IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", ") + ")", args
+}
+
 // placeholders returns "(?, ?), (?, ?)" for n rows of width columns.
 func placeholders(n, width int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
@@ -113,11 +127,12 @@ func (s *Store) unseen(ctx context.Context, tx *sql.Tx, fs []finding.Finding) ([
 	known := map[string]bool{}
 	for lo := 0; lo < len(fs); lo += chunk {
 		part := fs[lo:min(lo+chunk, len(fs))]
-		args := make([]any, len(part))
+		ids := make([]string, len(part))
 		for i := range part {
-			args[i] = part[i].ID
+			ids[i] = part[i].ID
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM finding_ids WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`), args...)
+		in, args := s.inList(ids)
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM finding_ids WHERE id `+in), args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up finding IDs: %w", err)
 		}
@@ -147,7 +162,7 @@ func (s *Store) unseen(ctx context.Context, tx *sql.Tx, fs []finding.Finding) ([
 // openEvents loads, per aggregation key of fs, the host's most recent open event that any of
 // them could fold into.
 func (s *Store) openEvents(ctx context.Context, tx *sql.Tx, hostID string, fs []*finding.Finding, window time.Duration) (map[string]*openEvent, error) {
-	var keys []any
+	var keys []string
 	seen := map[string]bool{}
 	oldest := fs[0].Time
 	for _, f := range fs {
@@ -162,9 +177,10 @@ func (s *Store) openEvents(ctx context.Context, tx *sql.Tx, hostID string, fs []
 	out := map[string]*openEvent{}
 	for lo := 0; lo < len(keys); lo += chunk {
 		part := keys[lo:min(lo+chunk, len(keys))]
-		args := append([]any{hostID, ms(oldest.Add(-window))}, part...)
+		in, inArgs := s.inList(part)
+		args := append([]any{hostID, ms(oldest.Add(-window))}, inArgs...)
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, agg_key, severity, count, first_seen, last_seen FROM events
-			WHERE host_id = ? AND status = 'open' AND last_seen >= ? AND agg_key IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`), args...)
+			WHERE host_id = ? AND status = 'open' AND last_seen >= ? AND agg_key `+in), args...)
 		if err != nil {
 			return nil, fmt.Errorf("find open events: %w", err)
 		}

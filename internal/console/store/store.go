@@ -18,9 +18,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
-	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // SQLite driver "sqlite"
 )
 
 // IsInvalidInput reports whether err is the database refusing a value as malformed (on
@@ -49,10 +50,17 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.postgres = true
-		s.db, err = sql.Open("pgx", dsn)
-		if err == nil {
-			s.db.SetMaxOpenConns(16)
+		var cfg *pgx.ConnConfig
+		if cfg, err = pgx.ParseConfig(dsn); err != nil {
+			return nil, fmt.Errorf("database URL: %w", err)
 		}
+		// Plan every statement with the table as it is now. Cached generic plans, made while
+		// the events table was small, keep scanning it after it has grown.
+		if !strings.Contains(dsn, "default_query_exec_mode") {
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+		}
+		s.db = stdlib.OpenDB(*cfg)
+		s.db.SetMaxOpenConns(16)
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if dir := filepath.Dir(path); dir != "" {
@@ -61,7 +69,8 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			}
 		}
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)",
+			"temp_store(MEMORY)", "cache_size(-65536)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")

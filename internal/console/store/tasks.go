@@ -159,12 +159,18 @@ func (s *Store) UpdateTaskHost(ctx context.Context, th TaskHost) error {
 	return affectedOne(res, err, "open task "+th.TaskID+" on host "+th.HostID)
 }
 
-// ExpireTasks ends every unfinished host state of tasks past their expiry (pending: the host
-// never took it; dispatched or running: it never reported an end), and returns how many changed.
+// StaleRunning is how long a running task may go without a progress report before its expiry
+// ends it: long tasks keep reporting progress, a host that died mid-task stops.
+const StaleRunning = 10 * time.Minute
+
+// ExpireTasks ends the unfinished host states of tasks past their expiry: pending or dispatched
+// (the host never took the task) and running without a report for StaleRunning (the host died
+// mid-task and never came back). It returns how many changed.
 func (s *Store) ExpireTasks(ctx context.Context) (int64, error) {
+	now := s.Now()
 	res, err := s.exec(ctx, `UPDATE task_hosts SET state = ?, message = 'the host did not finish the task before it expired', updated_at = ?
-		WHERE state IN (?, ?, ?) AND task_id IN (SELECT id FROM tasks WHERE expires_at <= ?)`,
-		TaskExpired, ms(s.Now()), TaskPending, TaskDispatched, TaskRunning, ms(s.Now()))
+		WHERE (state IN (?, ?) OR (state = ? AND updated_at < ?)) AND task_id IN (SELECT id FROM tasks WHERE expires_at <= ?)`,
+		TaskExpired, ms(now), TaskPending, TaskDispatched, TaskRunning, ms(now.Add(-StaleRunning)), ms(now))
 	if err != nil {
 		return 0, err
 	}
