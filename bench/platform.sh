@@ -9,10 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HOLD=${1:-10000}
 work=$(mktemp -d)
+chmod 755 "$work"  # PostgreSQL runs as its own user and must reach its directory
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+BIN="$PWD/bin"
 go build -o bin/palisade ./cmd/palisade
 go build -o bin/palisade-agent ./cmd/palisade-agent
 go build -o bin/loadgen ./bench/loadgen
@@ -21,7 +23,7 @@ go build -o bin/loadgen ./bench/loadgen
 console() {
   local dir=$1 db=$2
   mkdir -p "$dir"
-  (cd "$dir" && exec ../../bin/palisade serve --data-dir data --database "$db" \
+  (cd "$dir" && exec "$BIN/palisade" serve --data-dir data --database "$db" \
      --api-listen 127.0.0.1:18443 --agent-listen 127.0.0.1:18444 >out.log 2>err.log) &
   CPID=$!
   pids+=("$CPID")
@@ -30,7 +32,6 @@ console() {
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
-ln -sfn "$PWD/bin" "$work/bin"
 echo "== findings/s into SQLite (8 agents, batches of 500, 20 s)"
 console "$work/sqlite" ""
 bin/loadgen -cli "$work/sqlite/data/cli.json" -agent-addr 127.0.0.1:18444 -agents 8 -mode findings -duration 20s -console-pid "$CPID" | tail -1

@@ -104,12 +104,8 @@ func runToken(ctx context.Context, args []string) error {
 			if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var t api.EnrollTokenResponse
-			if err := c.do(ctx, "POST", "/api/v1/enroll-tokens", nil, api.EnrollTokenRequest{TTL: *ttl, Group: *group}, &t); err != nil {
+			if err := call(ctx, "POST", "/api/v1/enroll-tokens", nil, api.EnrollTokenRequest{TTL: *ttl, Group: *group}, &t); err != nil {
 				return err
 			}
 			if *asJSON {
@@ -125,12 +121,8 @@ func runToken(ctx context.Context, args []string) error {
 			if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var p api.Page[store.EnrollToken]
-			if err := c.do(ctx, "GET", "/api/v1/enroll-tokens", nil, nil, &p); err != nil {
+			if err := call(ctx, "GET", "/api/v1/enroll-tokens", nil, nil, &p); err != nil {
 				return err
 			}
 			if *asJSON {
@@ -149,11 +141,7 @@ func runToken(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
-			return c.do(ctx, "DELETE", "/api/v1/enroll-tokens/"+url.PathEscape(pos[0]), nil, nil, nil)
+			return call(ctx, "DELETE", "/api/v1/enroll-tokens/"+url.PathEscape(pos[0]), nil, nil, nil)
 		},
 	})
 }
@@ -176,10 +164,6 @@ func runHosts(ctx context.Context, args []string) error {
 			if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			for k, v := range map[string]string{"search": *search, "group": *group, "online": *online} {
 				if v != "" {
@@ -187,7 +171,7 @@ func runHosts(ctx context.Context, args []string) error {
 				}
 			}
 			var p api.Page[store.Host]
-			if err := c.do(ctx, "GET", "/api/v1/hosts", q, nil, &p); err != nil {
+			if err := call(ctx, "GET", "/api/v1/hosts", q, nil, &p); err != nil {
 				return err
 			}
 			if *asJSON {
@@ -210,11 +194,7 @@ func runHosts(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
-			if err := c.do(ctx, "POST", "/api/v1/hosts/"+url.PathEscape(pos[0])+"/revoke", nil, struct{}{}, nil); err != nil {
+			if err := call(ctx, "POST", "/api/v1/hosts/"+url.PathEscape(pos[0])+"/revoke", nil, struct{}{}, nil); err != nil {
 				return err
 			}
 			fmt.Printf("host %s revoked; its agent is disconnected and refused from now on\n", pos[0])
@@ -240,11 +220,7 @@ func showJSON(ctx context.Context, args []string, name, argName, prefix string, 
 	if err != nil {
 		return err
 	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	if err := c.do(ctx, "GET", prefix+url.PathEscape(pos[0]), nil, nil, out); err != nil {
+	if err := call(ctx, "GET", prefix+url.PathEscape(pos[0]), nil, nil, out); err != nil {
 		return err
 	}
 	return printJSON(out)
@@ -269,12 +245,8 @@ func runEvents(ctx context.Context, args []string) error {
 					q.Set(n, *v)
 				}
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var p api.Page[store.Event]
-			if err := c.do(ctx, "GET", "/api/v1/events", q, nil, &p); err != nil {
+			if err := call(ctx, "GET", "/api/v1/events", q, nil, &p); err != nil {
 				return err
 			}
 			if *asJSON {
@@ -299,12 +271,8 @@ func runEvents(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var e store.Event
-			if err := c.do(ctx, "POST", "/api/v1/events/"+url.PathEscape(pos[0])+"/handle", nil, api.HandleRequest{Status: *status, Comment: *comment}, &e); err != nil {
+			if err := call(ctx, "POST", "/api/v1/events/"+url.PathEscape(pos[0])+"/handle", nil, api.HandleRequest{Status: *status, Comment: *comment}, &e); err != nil {
 				return err
 			}
 			fmt.Printf("event %s is now %s\n", e.ID, e.Status)
@@ -340,12 +308,8 @@ func runTasks(ctx context.Context, args []string) error {
 				}
 				req.Params = json.RawMessage(*params)
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var t store.Task
-			if err := c.do(ctx, "POST", "/api/v1/tasks", nil, req, &t); err != nil {
+			if err := call(ctx, "POST", "/api/v1/tasks", nil, req, &t); err != nil {
 				return err
 			}
 			for *wait && !taskDone(t) {
@@ -354,7 +318,7 @@ func runTasks(ctx context.Context, args []string) error {
 					return ctx.Err()
 				case <-time.After(time.Second):
 				}
-				if err := c.do(ctx, "GET", "/api/v1/tasks/"+t.ID, nil, nil, &t); err != nil {
+				if err := call(ctx, "GET", "/api/v1/tasks/"+t.ID, nil, nil, &t); err != nil {
 					return err
 				}
 			}
@@ -366,12 +330,8 @@ func runTasks(ctx context.Context, args []string) error {
 			if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var p api.Page[store.Task]
-			if err := c.do(ctx, "GET", "/api/v1/tasks", nil, nil, &p); err != nil {
+			if err := call(ctx, "GET", "/api/v1/tasks", nil, nil, &p); err != nil {
 				return err
 			}
 			if *asJSON {
@@ -427,12 +387,8 @@ func runUsers(ctx context.Context, args []string) error {
 			if _, err := parse(flag.NewFlagSet("users list", flag.ContinueOnError), args, 0, "no arguments"); err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var p api.Page[store.User]
-			if err := c.do(ctx, "GET", "/api/v1/users", nil, nil, &p); err != nil {
+			if err := call(ctx, "GET", "/api/v1/users", nil, nil, &p); err != nil {
 				return err
 			}
 			table("ID\tNAME\tROLE\tCREATED", func(w *tabwriter.Writer) {
@@ -453,12 +409,8 @@ func runUsers(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
 			var u store.User
-			if err := c.do(ctx, "POST", "/api/v1/users", nil, api.UserRequest{Name: pos[0], Role: *role, Password: pw}, &u); err != nil {
+			if err := call(ctx, "POST", "/api/v1/users", nil, api.UserRequest{Name: pos[0], Role: *role, Password: pw}, &u); err != nil {
 				return err
 			}
 			fmt.Printf("user %s (%s) created with id %s\n", u.Name, u.Role, u.ID)
@@ -525,10 +477,6 @@ func runAudit(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
 	q := url.Values{"limit": {*limit}}
 	if *actor != "" {
 		q.Set("actor", *actor)
@@ -537,7 +485,7 @@ func runAudit(ctx context.Context, args []string) error {
 		q.Set("action", *action)
 	}
 	var p api.Page[store.AuditEntry]
-	if err := c.do(ctx, "GET", "/api/v1/audit", q, nil, &p); err != nil {
+	if err := call(ctx, "GET", "/api/v1/audit", q, nil, &p); err != nil {
 		return err
 	}
 	if *asJSON {

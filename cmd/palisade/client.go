@@ -101,6 +101,15 @@ func newClient() (*client, error) {
 	return &client{base: c.URL, token: c.Token, http: hc}, nil
 }
 
+// call is newClient then do, for commands that make one request.
+func call(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, query, in, out)
+}
+
 // do sends a request with a JSON body (when in is not nil) and decodes the JSON answer into out.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	var body io.Reader

@@ -262,14 +262,8 @@ func (s *Server) deleteAPIToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 100)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	offset, err := queryInt(r, "offset", 0)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	limit, offset, ok := paging(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

@@ -177,6 +177,19 @@ func queryInt(r *http.Request, name string, def int) (int, error) {
 	return n, nil
 }
 
+// paging reads limit (default 100) and offset, answering 400 itself when they are bad.
+func paging(w http.ResponseWriter, r *http.Request) (limit, offset int, ok bool) {
+	limit, err := queryInt(r, "limit", 100)
+	if err == nil {
+		offset, err = queryInt(r, "offset", 0)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, 0, false
+	}
+	return limit, offset, true
+}
+
 // queryTime reads an RFC 3339 time or a duration back from now ("24h").
 func queryTime(r *http.Request, name string, now time.Time) (time.Time, error) {
 	v := r.URL.Query().Get(name)

@@ -321,14 +321,8 @@ func (s *Server) taskTargets(r *http.Request, req TaskRequest) ([]string, error)
 }
 
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 100)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	offset, err := queryInt(r, "offset", 0)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	limit, offset, ok := paging(w, r)
+	if !ok {
 		return
 	}
 	tasks, err := s.store.ListTasks(r.Context(), limit, offset)

@@ -113,27 +113,18 @@ func (s *Store) ListTasks(ctx context.Context, limit, offset int) ([]Task, error
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	rows, err := s.query(ctx, `SELECT `+taskCols+` FROM tasks ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, limit, offset)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Task
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return s.queryTasks(ctx, `SELECT `+taskCols+` FROM tasks ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, limit, offset)
 }
 
 // PendingTasks returns the unexpired tasks waiting for hostID, oldest first.
 func (s *Store) PendingTasks(ctx context.Context, hostID string) ([]Task, error) {
-	rows, err := s.query(ctx, `SELECT t.id, t.type, t.params, t.created_by, t.created_at, t.expires_at
+	return s.queryTasks(ctx, `SELECT t.id, t.type, t.params, t.created_by, t.created_at, t.expires_at
 		FROM tasks t JOIN task_hosts th ON th.task_id = t.id
 		WHERE th.host_id = ? AND th.state = ? AND t.expires_at > ? ORDER BY t.created_at`, hostID, TaskPending, ms(s.Now()))
+}
+
+func (s *Store) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
