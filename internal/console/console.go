@@ -270,6 +270,7 @@ func (c *Console) bootstrap(ctx context.Context, password string, out io.Writer)
 		return fmt.Errorf("write %s: %w", cliPath, err)
 	}
 	c.Store.Audit(ctx, store.AuditEntry{Actor: "console", Action: "user.create", Target: "admin", Detail: "first start"})
+	c.Store.Audit(ctx, store.AuditEntry{Actor: "console", Action: "api-token.create", Target: "local-cli", Detail: "first start, for " + cliPath})
 	// The password goes to the terminal once, never to the log.
 	if generated {
 		fmt.Fprintf(out, "\nFirst start: created user \"admin\" with password %s\n(shown once; change it with 'palisade users passwd admin').\n", password)

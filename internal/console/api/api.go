@@ -76,6 +76,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/login", s.login)
 	mux.HandleFunc("POST /api/v1/logout", s.require(viewer, s.logout))
 	mux.HandleFunc("GET /api/v1/me", s.require(viewer, s.me))
+	mux.HandleFunc("POST /api/v1/me/password", s.require(viewer, s.changeOwnPassword))
 	mux.HandleFunc("GET /api/v1/openapi.json", s.require(viewer, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)

@@ -2,13 +2,17 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/palisade-cwpp/palisade/internal/console/store"
 )
 
 func loginBody(user, pw string) string {
@@ -444,4 +448,29 @@ func FuzzAPIInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestChangeOwnPassword(t *testing.T) {
+	fx := newFixture(t, Config{})
+	fx.call(request{method: "POST", path: "/api/v1/me/password", auth: store.RoleViewer,
+		body: `{"current_password":"wrong-password","new_password":"a-new-password"}`}, http.StatusForbidden)
+	fx.call(request{method: "POST", path: "/api/v1/me/password", auth: store.RoleViewer,
+		body: `{"current_password":"` + testPassword + `","new_password":"short"}`}, http.StatusBadRequest)
+	fx.call(request{method: "POST", path: "/api/v1/me/password", auth: store.RoleViewer,
+		body: `{"current_password":"` + testPassword + `","new_password":"a-new-password"}`}, http.StatusOK)
+	fx.call(request{method: "POST", path: "/api/v1/login", remote: "192.0.2.9:1",
+		body: `{"user":"victor","password":"` + testPassword + `"}`}, http.StatusUnauthorized)
+	fx.call(request{method: "POST", path: "/api/v1/login", remote: "192.0.2.9:1",
+		body: `{"user":"victor","password":"a-new-password"}`}, http.StatusOK)
+	entries, err := fx.st.ListAudit(context.Background(), "victor", "", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	if !slices.Contains(actions, "user.password") || !slices.Contains(actions, "user.password.failed") {
+		t.Errorf("audit actions for victor: %v", actions)
+	}
 }

@@ -34,6 +34,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	now, addr := s.store.Now(), remoteIP(r)
 	if s.limiter.blocked(addr, now) {
+		s.store.Audit(r.Context(), store.AuditEntry{Actor: req.User, Action: "login.throttled", Target: req.User, Remote: addr})
 		writeError(w, http.StatusTooManyRequests, "too many failed logins from this address; try again later")
 		return
 	}
@@ -77,6 +78,37 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, principalFrom(r.Context()).user)
+}
+
+// PasswordRequest is the body of POST /api/v1/me/password.
+type PasswordRequest struct {
+	Current string `json:"current_password"`
+	New     string `json:"new_password"`
+}
+
+// changeOwnPassword lets any user change their own password, proving the current one.
+func (s *Server) changeOwnPassword(w http.ResponseWriter, r *http.Request) {
+	var req PasswordRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	u := principalFrom(r.Context()).user
+	if !checkPassword(u.PasswordHash, req.Current) {
+		s.audit(r, "user.password.failed", u.Name, "")
+		writeError(w, http.StatusForbidden, "current password is wrong")
+		return
+	}
+	hash, err := HashPassword(req.New)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.store.UpdateUser(r.Context(), u.ID, u.Role, hash); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.audit(r, "user.password", u.Name, "own password changed")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "password changed"})
 }
 
 func (s *Server) onlineSince() time.Time { return s.store.Now().Add(-s.cfg.OfflineAfter) }

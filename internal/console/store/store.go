@@ -45,7 +45,7 @@ type Store struct {
 // Open connects to dsn: a postgres:// or postgresql:// URL, or a SQLite file path (optionally
 // prefixed "sqlite:"). It applies pending migrations before returning.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{Now: time.Now}
+	s := &Store{Now: nowMS}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -152,6 +152,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return nil
 }
+
+// nowMS is the default clock, at the precision times are stored with, so that what a create
+// returns equals what a later read returns.
+func nowMS() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigFile(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml, wantErr string
+		check               func(t *testing.T, fc fileConfig)
+	}{
+		{name: "empty file means defaults", yaml: "", check: func(t *testing.T, fc fileConfig) {
+			cfg, err := fc.agentConfig()
+			if err != nil || cfg.HeartbeatInterval != 0 || cfg.SpoolMaxBytes != 0 {
+				t.Errorf("got %+v, %v", cfg, err)
+			}
+		}},
+		{name: "every key", yaml: "data_dir: /srv/agent\nheartbeat_interval: 30s\nlog_level: debug\nbudget:\n  cpu_percent: 2.5\n  memory_mb: 64\nspool:\n  max_mb: 32\n  sync: true\n",
+			check: func(t *testing.T, fc fileConfig) {
+				cfg, err := fc.agentConfig()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.DataDir != "/srv/agent" || cfg.HeartbeatInterval != 30*time.Second || cfg.Budget.CPUPercent != 2.5 ||
+					cfg.Budget.MemoryBytes != 64<<20 || cfg.SpoolMaxBytes != 32<<20 || !cfg.SpoolSync {
+					t.Errorf("got %+v", cfg)
+				}
+			}},
+		{name: "unknown key names its line", yaml: "data_dir: /x\nspool:\n  max_size: 3\n", wantErr: "line 3"},
+		{name: "bad heartbeat", yaml: "heartbeat_interval: soon\n", wantErr: "heartbeat_interval"},
+		{name: "heartbeat too short", yaml: "heartbeat_interval: 10ms\n", wantErr: "heartbeat_interval"},
+		{name: "bad log level", yaml: "log_level: loud\n", wantErr: "log_level"},
+		{name: "negative cpu", yaml: "budget:\n  cpu_percent: -1\n", wantErr: "budget.cpu_percent"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "agent.yml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			fc, err := loadConfig(path)
+			if err == nil {
+				_, err = fc.agentConfig()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, fc)
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	if got := exitCode(runStatus([]string{"--data-dir", t.TempDir()})); got != exitNotEnrolled {
+		t.Errorf("status of an unenrolled agent: exit %d, want %d", got, exitNotEnrolled)
+	}
+	if got := exitCode(runEnroll(t.Context(), []string{"--server", "127.0.0.1:1"})); got != exitUsage {
+		t.Errorf("enroll without token and pin: exit %d, want %d", got, exitUsage)
+	}
+	if got := exitCode(runAgent(t.Context(), []string{"--data-dir", t.TempDir()})); got != exitNotEnrolled {
+		t.Errorf("run before enrolling: exit %d, want %d", got, exitNotEnrolled)
+	}
+	if got := exitCode(runStatus([]string{"extra"})); got != exitUsage {
+		t.Errorf("unexpected argument: exit %d, want %d", got, exitUsage)
+	}
+}
