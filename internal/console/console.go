@@ -30,11 +30,12 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/console/pki"
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/console/web"
+	"github.com/palisade-cwpp/palisade/internal/task"
 	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
 )
 
 // TaskTypes are the task types agents of this release know.
-var TaskTypes = []string{"collect-facts"}
+var TaskTypes = task.Types
 
 // Console is a running console.
 type Console struct {

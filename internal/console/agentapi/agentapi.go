@@ -162,6 +162,15 @@ func (s *Server) Disconnect(hostID, reason string) {
 	}
 }
 
+// NotifyPolicy makes every live stream send its host's policy again if it changed.
+func (s *Server) NotifyPolicy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.streams {
+		wake(c.policy)
+	}
+}
+
 // NotifyTasks wakes the streams of hosts that have new tasks.
 func (s *Server) NotifyTasks(hostIDs []string) {
 	s.mu.Lock()
@@ -192,14 +201,14 @@ func factsFromProto(f *pb.HostFacts) finding.HostFacts {
 		out.IPAddresses = append(out.IPAddresses, clip(ip, 64))
 	}
 	// A boot time past year 9999 cannot be written as JSON: the store would drop every fact.
-	if bt := f.GetBootTimeUnix(); bt > 0 && bt <= maxBootTimeUnix {
+	if bt := f.GetBootTimeUnix(); bt > 0 && bt <= maxUnixTime {
 		out.BootTime = time.Unix(bt, 0).UTC()
 	}
 	return out
 }
 
-// maxBootTimeUnix is 9999-12-31T23:59:59Z, the last time RFC 3339 (and so JSON) can express.
-const maxBootTimeUnix = 253402300799
+// maxUnixTime is 9999-12-31T23:59:59Z, the last time RFC 3339 (and so JSON) can express.
+const maxUnixTime = 253402300799
 
 // clip bounds strings an agent sends, on a rune boundary, and makes them storable as SQL text:
 // valid UTF-8 without NUL (which PostgreSQL refuses).

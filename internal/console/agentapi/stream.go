@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -13,15 +14,20 @@ import (
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/finding"
+	"github.com/palisade-cwpp/palisade/internal/policy"
 	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
 )
 
 // conn is one agent's live stream.
 type conn struct {
 	hostID string
+	group  string
 	out    chan *pb.ConsoleMessage
 	tasks  chan struct{}
-	cancel context.CancelCauseFunc
+	// policy wakes the sender to send the host's policy if it changed since the last one sent.
+	policy      chan struct{}
+	sentVersion string
+	cancel      context.CancelCauseFunc
 
 	closeOnce sync.Once
 	// lastDropped is the spool drop count of the previous heartbeat, to report growth once.
@@ -48,8 +54,8 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	c := &conn{hostID: h.ID, out: make(chan *pb.ConsoleMessage, 64), tasks: make(chan struct{}, 1), cancel: cancel,
-		lastDropped: h.Status.SpoolDropped}
+	c := &conn{hostID: h.ID, group: h.Group, out: make(chan *pb.ConsoleMessage, 64), tasks: make(chan struct{}, 1),
+		policy: make(chan struct{}, 1), cancel: cancel, lastDropped: h.Status.SpoolDropped}
 	s.mu.Lock()
 	old := s.streams[h.ID]
 	s.streams[h.ID] = c
@@ -102,6 +108,10 @@ func (s *Server) send(ctx context.Context, stream pb.AgentService_ConnectServer,
 			if err := s.dispatch(ctx, stream, c.hostID); err != nil {
 				return err
 			}
+		case <-c.policy:
+			if err := s.sendPolicy(ctx, stream, c); err != nil {
+				return err
+			}
 		case <-tick.C:
 			if err := s.dispatch(ctx, stream, c.hostID); err != nil {
 				return err
@@ -146,6 +156,11 @@ func (s *Server) receive(ctx context.Context, stream pb.AgentService_ConnectServ
 				return status.Errorf(codes.Unavailable, "requeue tasks: %v", err)
 			}
 			c.notify()
+			wake(c.policy)
+		case *pb.AgentMessage_Blocks:
+			if err := s.storeBlocks(ctx, c.hostID, b.Blocks); err != nil {
+				return status.Errorf(codes.Unavailable, "store blocks: %v", err)
+			}
 		case *pb.AgentMessage_Heartbeat:
 			if err := s.heartbeat(ctx, c, b.Heartbeat); err != nil {
 				return err
@@ -170,11 +185,66 @@ func (s *Server) receive(ctx context.Context, stream pb.AgentService_ConnectServ
 	}
 }
 
-func (c *conn) notify() {
+func (c *conn) notify() { wake(c.tasks) }
+
+// wake signals ch without blocking; one pending signal is enough.
+func wake(ch chan struct{}) {
 	select {
-	case c.tasks <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// sendPolicy sends the host's effective policy when it differs from the one last sent.
+func (s *Server) sendPolicy(ctx context.Context, stream pb.AgentService_ConnectServer, c *conn) error {
+	body, version, err := s.EffectivePolicy(ctx, c.group)
+	if err != nil {
+		s.log.Error("read policy", "host", c.hostID, "err", err)
+		return nil
+	}
+	if version == c.sentVersion {
+		return nil
+	}
+	if err := stream.Send(&pb.ConsoleMessage{Body: &pb.ConsoleMessage_Policy{Policy: &pb.Policy{Json: body, Version: version}}}); err != nil {
+		return err
+	}
+	c.sentVersion = version
+	return nil
+}
+
+// EffectivePolicy returns the policy for hosts of group: the group's, else the fleet's, else
+// the built-in default.
+func (s *Server) EffectivePolicy(ctx context.Context, group string) (body []byte, version string, err error) {
+	sp, ok, err := s.store.EffectivePolicy(ctx, group)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		body, version = policy.Default().Encode()
+		return body, version, nil
+	}
+	return []byte(sp.Body), sp.Version, nil
+}
+
+// storeBlocks records a host's active blocks, dropping entries that do not parse.
+func (s *Server) storeBlocks(ctx context.Context, hostID string, r *pb.BlockReport) error {
+	var blocks []store.ActiveBlock
+	for i, b := range r.GetBlocks() {
+		if i == 100_000 {
+			break
+		}
+		p, err := netip.ParsePrefix(b.GetPrefix())
+		if err != nil {
+			s.metrics.protocolErrors.Inc()
+			continue
+		}
+		ab := store.ActiveBlock{Prefix: p.Masked().String(), Reason: clip(b.GetReason(), 512), Source: clip(b.GetSource(), 128)}
+		if e := b.GetExpiresUnix(); e > 0 && e < maxUnixTime {
+			ab.ExpiresAt = time.Unix(e, 0).UTC()
+		}
+		blocks = append(blocks, ab)
+	}
+	return s.store.ReplaceBlocks(ctx, hostID, clip(r.GetBackend(), 32), blocks)
 }
 
 func (s *Server) heartbeat(ctx context.Context, c *conn, hb *pb.Heartbeat) error {

@@ -22,6 +22,7 @@ type Agents interface {
 	Connected() []string
 	Disconnect(hostID, reason string)
 	NotifyTasks(hostIDs []string)
+	NotifyPolicy()
 }
 
 // Config tunes the API.
@@ -108,6 +109,15 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/api-tokens/{id}", s.require(viewer, s.deleteAPIToken))
 
 	mux.HandleFunc("GET /api/v1/audit", s.require(admin, s.listAudit))
+
+	mux.HandleFunc("GET /api/v1/policies", s.require(viewer, s.listPolicies))
+	mux.HandleFunc("GET /api/v1/policies/{scope}", s.require(viewer, s.getPolicy))
+	mux.HandleFunc("PUT /api/v1/policies/{scope}", s.require(admin, s.putPolicy))
+	mux.HandleFunc("DELETE /api/v1/policies/{scope}", s.require(admin, s.deletePolicy))
+
+	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))
+	mux.HandleFunc("POST /api/v1/blocks", s.require(analyst, s.createBlock))
+	mux.HandleFunc("POST /api/v1/blocks/remove", s.require(analyst, s.removeBlock))
 }
 
 // maxBody bounds request bodies; nothing the API takes is larger.

@@ -253,7 +253,7 @@ func TestCreateTaskValidation(t *testing.T) {
 		t.Errorf("task %v", task)
 	}
 	// A group or all hosts skip revoked hosts.
-	all := fx.call(request{method: "POST", path: "/api/v1/tasks", body: `{"type":"collect-facts","all":true,"params":{"x":1}}`, auth: "analyst"}, http.StatusCreated)
+	all := fx.call(request{method: "POST", path: "/api/v1/tasks", body: `{"type":"collect-facts","all":true,"params":{}}`, auth: "analyst"}, http.StatusCreated)
 	if hosts := all["hosts"].([]any); len(hosts) != 2 {
 		t.Errorf("task for all hosts went to %v", hosts)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/finding"
+	"github.com/palisade-cwpp/palisade/internal/task"
 )
 
 // fakeAgents records what the API asks of the agent API.
@@ -27,6 +28,13 @@ type fakeAgents struct {
 	mu           sync.Mutex
 	disconnected []string
 	notified     []string
+	policyPushes int
+}
+
+func (a *fakeAgents) NotifyPolicy() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.policyPushes++
 }
 
 func (a *fakeAgents) Connected() []string { return []string{"h-1"} }
@@ -95,7 +103,7 @@ func newFixture(tb testing.TB, cfg Config) *fixture {
 	fx := &fixture{tb: tb, st: st, agents: &fakeAgents{}}
 	st.Now = func() time.Time { return time.Now().Add(time.Duration(fx.offset.Load())) }
 	if cfg.TaskTypes == nil {
-		cfg.TaskTypes = []string{"collect-facts"}
+		cfg.TaskTypes = task.Types
 	}
 	fx.srv = New(cfg, st, fx.agents, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	fx.mux = http.NewServeMux()
@@ -256,6 +264,13 @@ func (fx *fixture) routes() []request {
 		{method: "GET", path: "/api/v1/tasks?limit=10&offset=0", auth: "viewer"},
 		{method: "POST", path: "/api/v1/tasks", body: `{"type":"collect-facts","params":{},"hosts":["h-1"],"ttl":"1h"}`, auth: "analyst"},
 		{method: "GET", path: "/api/v1/tasks/t-1", auth: "viewer"},
+		{method: "GET", path: "/api/v1/policies", auth: "viewer"},
+		{method: "GET", path: "/api/v1/policies/fleet", auth: "viewer"},
+		{method: "PUT", path: "/api/v1/policies/group:web", body: `{"bruteforce":{"enabled":true,"failures_per_source":3},"login":{"enabled":true},"response":{"auto_block":false}}`, auth: "admin"},
+		{method: "DELETE", path: "/api/v1/policies/group:web", auth: "admin"},
+		{method: "GET", path: "/api/v1/blocks?host=h-1&limit=10", auth: "viewer"},
+		{method: "POST", path: "/api/v1/blocks", body: `{"prefix":"203.0.113.7","ttl":"1h","reason":"scanner","hosts":["h-1"]}`, auth: "analyst"},
+		{method: "POST", path: "/api/v1/blocks/remove", body: `{"prefix":"203.0.113.7","hosts":["h-1"]}`, auth: "analyst"},
 		{method: "GET", path: "/api/v1/enroll-tokens", auth: "admin"},
 		{method: "POST", path: "/api/v1/enroll-tokens", body: `{"ttl":"1h","group":"web"}`, auth: "admin"},
 		{method: "DELETE", path: "/api/v1/enroll-tokens/et-h-1", auth: "admin"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/finding"
+	"github.com/palisade-cwpp/palisade/internal/task"
 )
 
 // LoginRequest is the body of POST /api/v1/login.
@@ -265,9 +266,16 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	if t, ok := s.startTask(w, r, req); ok {
+		writeJSON(w, http.StatusCreated, t)
+	}
+}
+
+// startTask validates and stores a task and wakes its hosts' streams. It answers errors itself.
+func (s *Server) startTask(w http.ResponseWriter, r *http.Request, req TaskRequest) (store.Task, bool) {
 	if !slices.Contains(s.cfg.TaskTypes, req.Type) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown task type %q (known: %s)", req.Type, strings.Join(s.cfg.TaskTypes, ", ")))
-		return
+		return store.Task{}, false
 	}
 	if len(req.Params) == 0 {
 		req.Params = json.RawMessage("{}")
@@ -275,37 +283,41 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 	var obj map[string]any
 	if err := json.Unmarshal(req.Params, &obj); err != nil || obj == nil {
 		writeError(w, http.StatusBadRequest, "params must be a JSON object")
-		return
+		return store.Task{}, false
+	}
+	if err := task.Validate(req.Type, req.Params); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return store.Task{}, false
 	}
 	ttl := 24 * time.Hour
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d <= 0 || d > s.cfg.MaxTaskTTL {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: want a duration between 1s and %s", s.cfg.MaxTaskTTL))
-			return
+			return store.Task{}, false
 		}
 		ttl = d
 	}
 	hosts, err := s.taskTargets(r, req)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return store.Task{}, false
 	}
 	now := s.store.Now()
 	p := principalFrom(r.Context())
 	t := store.Task{ID: "t-" + NewSecret(10), Type: req.Type, Params: req.Params, CreatedBy: p.user.Name, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if err := s.store.CreateTask(r.Context(), t, hosts); err != nil {
 		s.storeError(w, err)
-		return
+		return store.Task{}, false
 	}
 	s.agents.NotifyTasks(hosts)
 	s.audit(r, "task.create", t.ID, fmt.Sprintf("type=%s hosts=%d", t.Type, len(hosts)))
 	t, err = s.store.TaskByID(r.Context(), t.ID)
 	if err != nil {
 		s.storeError(w, err)
-		return
+		return store.Task{}, false
 	}
-	writeJSON(w, http.StatusCreated, t)
+	return t, true
 }
 
 // taskTargets resolves a task request's hosts; each must exist and not be revoked.

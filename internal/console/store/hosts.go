@@ -22,6 +22,8 @@ type Host struct {
 	Online     bool                `json:"online"`
 	Facts      finding.HostFacts   `json:"facts"`
 	Status     finding.AgentStatus `json:"status"`
+	// Firewall is the agent's blocking backend ("nftables", "ipset"), empty when it cannot block.
+	Firewall string `json:"firewall,omitempty"`
 }
 
 // Revoked reports whether the host has been cut off.
@@ -35,13 +37,13 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-const hostCols = `id, hostname, host_group, cert_serial, enrolled_at, last_seen, revoked_at, facts, status`
+const hostCols = `id, hostname, host_group, cert_serial, enrolled_at, last_seen, revoked_at, facts, status, firewall`
 
 func scanHost(row interface{ Scan(...any) error }, onlineSince time.Time) (Host, error) {
 	var h Host
 	var enrolled, seen, revoked int64
 	var facts, status string
-	if err := row.Scan(&h.ID, &h.Hostname, &h.Group, &h.CertSerial, &enrolled, &seen, &revoked, &facts, &status); err != nil {
+	if err := row.Scan(&h.ID, &h.Hostname, &h.Group, &h.CertSerial, &enrolled, &seen, &revoked, &facts, &status, &h.Firewall); err != nil {
 		return h, err
 	}
 	h.EnrolledAt, h.LastSeen, h.RevokedAt = fromMS(enrolled), fromMS(seen), fromMS(revoked)

@@ -111,6 +111,26 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log(at);
 `,
+	2: `
+CREATE TABLE policies (
+	scope TEXT PRIMARY KEY,
+	body TEXT NOT NULL,
+	version TEXT NOT NULL,
+	updated_by TEXT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+CREATE TABLE blocks (
+	host_id TEXT NOT NULL REFERENCES hosts(id),
+	prefix TEXT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	reason TEXT NOT NULL,
+	source TEXT NOT NULL,
+	reported_at BIGINT NOT NULL,
+	PRIMARY KEY (host_id, prefix)
+);
+CREATE INDEX blocks_prefix ON blocks(prefix);
+ALTER TABLE hosts ADD COLUMN firewall TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

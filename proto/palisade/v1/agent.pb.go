@@ -156,6 +156,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Findings
 	//	*AgentMessage_TaskUpdate
+	//	*AgentMessage_Blocks
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -234,6 +235,15 @@ func (x *AgentMessage) GetTaskUpdate() *TaskUpdate {
 	return nil
 }
 
+func (x *AgentMessage) GetBlocks() *BlockReport {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_Blocks); ok {
+			return x.Blocks
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -254,6 +264,10 @@ type AgentMessage_TaskUpdate struct {
 	TaskUpdate *TaskUpdate `protobuf:"bytes,4,opt,name=task_update,json=taskUpdate,proto3,oneof"`
 }
 
+type AgentMessage_Blocks struct {
+	Blocks *BlockReport `protobuf:"bytes,5,opt,name=blocks,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Body() {}
@@ -262,6 +276,8 @@ func (*AgentMessage_Findings) isAgentMessage_Body() {}
 
 func (*AgentMessage_TaskUpdate) isAgentMessage_Body() {}
 
+func (*AgentMessage_Blocks) isAgentMessage_Body() {}
+
 type ConsoleMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Body:
@@ -269,6 +285,7 @@ type ConsoleMessage struct {
 	//	*ConsoleMessage_Ack
 	//	*ConsoleMessage_Task
 	//	*ConsoleMessage_Goodbye
+	//	*ConsoleMessage_Policy
 	Body          isConsoleMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -338,6 +355,15 @@ func (x *ConsoleMessage) GetGoodbye() *Goodbye {
 	return nil
 }
 
+func (x *ConsoleMessage) GetPolicy() *Policy {
+	if x != nil {
+		if x, ok := x.Body.(*ConsoleMessage_Policy); ok {
+			return x.Policy
+		}
+	}
+	return nil
+}
+
 type isConsoleMessage_Body interface {
 	isConsoleMessage_Body()
 }
@@ -355,11 +381,18 @@ type ConsoleMessage_Goodbye struct {
 	Goodbye *Goodbye `protobuf:"bytes,3,opt,name=goodbye,proto3,oneof"`
 }
 
+type ConsoleMessage_Policy struct {
+	// The detection and response policy for this host, sent on connect and on every change.
+	Policy *Policy `protobuf:"bytes,4,opt,name=policy,proto3,oneof"`
+}
+
 func (*ConsoleMessage_Ack) isConsoleMessage_Body() {}
 
 func (*ConsoleMessage_Task) isConsoleMessage_Body() {}
 
 func (*ConsoleMessage_Goodbye) isConsoleMessage_Body() {}
+
+func (*ConsoleMessage_Policy) isConsoleMessage_Body() {}
 
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1063,6 +1096,184 @@ func (x *Goodbye) GetReason() string {
 	return ""
 }
 
+type Policy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON of internal/policy.Policy.
+	Json []byte `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	// Changes whenever the effective policy changes; the agent ignores a policy it already has.
+	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Policy) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+func (x *Policy) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// The agent's active IP blocks, sent in full whenever they change and after connecting.
+type BlockReport struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Blocks []*ActiveBlock         `protobuf:"bytes,1,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	// Name of the firewall backend ("nftables", "ipset") or empty when blocking is unavailable.
+	Backend       string `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockReport) Reset() {
+	*x = BlockReport{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockReport) ProtoMessage() {}
+
+func (x *BlockReport) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockReport.ProtoReflect.Descriptor instead.
+func (*BlockReport) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *BlockReport) GetBlocks() []*ActiveBlock {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *BlockReport) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+type ActiveBlock struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Prefix string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// 0 = until unblocked.
+	ExpiresUnix int64  `protobuf:"varint,2,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	Reason      string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// "auto:<rule ID>" or "operator:<user>".
+	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveBlock) Reset() {
+	*x = ActiveBlock{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveBlock) ProtoMessage() {}
+
+func (x *ActiveBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveBlock.ProtoReflect.Descriptor instead.
+func (*ActiveBlock) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ActiveBlock) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ActiveBlock) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *ActiveBlock) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ActiveBlock) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 var File_proto_palisade_v1_agent_proto protoreflect.FileDescriptor
 
 const file_proto_palisade_v1_agent_proto_rawDesc = "" +
@@ -1075,18 +1286,20 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12'\n" +
 	"\x0fcertificate_pem\x18\x02 \x01(\fR\x0ecertificatePem\x12\x15\n" +
-	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"\xef\x01\n" +
+	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"\xa3\x02\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.palisade.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.palisade.v1.HeartbeatH\x00R\theartbeat\x127\n" +
 	"\bfindings\x18\x03 \x01(\v2\x19.palisade.v1.FindingBatchH\x00R\bfindings\x12:\n" +
 	"\vtask_update\x18\x04 \x01(\v2\x17.palisade.v1.TaskUpdateH\x00R\n" +
-	"taskUpdateB\x06\n" +
-	"\x04body\"\x9f\x01\n" +
+	"taskUpdate\x122\n" +
+	"\x06blocks\x18\x05 \x01(\v2\x18.palisade.v1.BlockReportH\x00R\x06blocksB\x06\n" +
+	"\x04body\"\xce\x01\n" +
 	"\x0eConsoleMessage\x12$\n" +
 	"\x03ack\x18\x01 \x01(\v2\x10.palisade.v1.AckH\x00R\x03ack\x12-\n" +
 	"\x04task\x18\x02 \x01(\v2\x17.palisade.v1.TaskAssignH\x00R\x04task\x120\n" +
-	"\agoodbye\x18\x03 \x01(\v2\x14.palisade.v1.GoodbyeH\x00R\agoodbyeB\x06\n" +
+	"\agoodbye\x18\x03 \x01(\v2\x14.palisade.v1.GoodbyeH\x00R\agoodbye\x12-\n" +
+	"\x06policy\x18\x04 \x01(\v2\x13.palisade.v1.PolicyH\x00R\x06policyB\x06\n" +
 	"\x04body\"R\n" +
 	"\x05Hello\x12,\n" +
 	"\x05facts\x18\x01 \x01(\v2\x16.palisade.v1.HostFactsR\x05facts\x12\x1b\n" +
@@ -1150,7 +1363,18 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x16\n" +
 	"\x06result\x18\x05 \x01(\fR\x06result\"!\n" +
 	"\aGoodbye\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\x98\x01\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"6\n" +
+	"\x06Policy\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"Y\n" +
+	"\vBlockReport\x120\n" +
+	"\x06blocks\x18\x01 \x03(\v2\x18.palisade.v1.ActiveBlockR\x06blocks\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\"x\n" +
+	"\vActiveBlock\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12!\n" +
+	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source2\x98\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.palisade.v1.EnrollRequest\x1a\x1b.palisade.v1.EnrollResponse\x12E\n" +
 	"\aConnect\x12\x19.palisade.v1.AgentMessage\x1a\x1b.palisade.v1.ConsoleMessage(\x010\x01B@Z>github.com/palisade-cwpp/palisade/proto/palisade/v1;palisadev1b\x06proto3"
@@ -1167,7 +1391,7 @@ func file_proto_palisade_v1_agent_proto_rawDescGZIP() []byte {
 	return file_proto_palisade_v1_agent_proto_rawDescData
 }
 
-var file_proto_palisade_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_palisade_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_proto_palisade_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),  // 0: palisade.v1.EnrollRequest
 	(*EnrollResponse)(nil), // 1: palisade.v1.EnrollResponse
@@ -1183,6 +1407,9 @@ var file_proto_palisade_v1_agent_proto_goTypes = []any{
 	(*TaskAssign)(nil),     // 11: palisade.v1.TaskAssign
 	(*TaskUpdate)(nil),     // 12: palisade.v1.TaskUpdate
 	(*Goodbye)(nil),        // 13: palisade.v1.Goodbye
+	(*Policy)(nil),         // 14: palisade.v1.Policy
+	(*BlockReport)(nil),    // 15: palisade.v1.BlockReport
+	(*ActiveBlock)(nil),    // 16: palisade.v1.ActiveBlock
 }
 var file_proto_palisade_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: palisade.v1.EnrollRequest.facts:type_name -> palisade.v1.HostFacts
@@ -1190,21 +1417,24 @@ var file_proto_palisade_v1_agent_proto_depIdxs = []int32{
 	6,  // 2: palisade.v1.AgentMessage.heartbeat:type_name -> palisade.v1.Heartbeat
 	9,  // 3: palisade.v1.AgentMessage.findings:type_name -> palisade.v1.FindingBatch
 	12, // 4: palisade.v1.AgentMessage.task_update:type_name -> palisade.v1.TaskUpdate
-	10, // 5: palisade.v1.ConsoleMessage.ack:type_name -> palisade.v1.Ack
-	11, // 6: palisade.v1.ConsoleMessage.task:type_name -> palisade.v1.TaskAssign
-	13, // 7: palisade.v1.ConsoleMessage.goodbye:type_name -> palisade.v1.Goodbye
-	5,  // 8: palisade.v1.Hello.facts:type_name -> palisade.v1.HostFacts
-	7,  // 9: palisade.v1.Heartbeat.cost:type_name -> palisade.v1.AgentCost
-	8,  // 10: palisade.v1.Heartbeat.components:type_name -> palisade.v1.ComponentState
-	0,  // 11: palisade.v1.AgentService.Enroll:input_type -> palisade.v1.EnrollRequest
-	2,  // 12: palisade.v1.AgentService.Connect:input_type -> palisade.v1.AgentMessage
-	1,  // 13: palisade.v1.AgentService.Enroll:output_type -> palisade.v1.EnrollResponse
-	3,  // 14: palisade.v1.AgentService.Connect:output_type -> palisade.v1.ConsoleMessage
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 5: palisade.v1.AgentMessage.blocks:type_name -> palisade.v1.BlockReport
+	10, // 6: palisade.v1.ConsoleMessage.ack:type_name -> palisade.v1.Ack
+	11, // 7: palisade.v1.ConsoleMessage.task:type_name -> palisade.v1.TaskAssign
+	13, // 8: palisade.v1.ConsoleMessage.goodbye:type_name -> palisade.v1.Goodbye
+	14, // 9: palisade.v1.ConsoleMessage.policy:type_name -> palisade.v1.Policy
+	5,  // 10: palisade.v1.Hello.facts:type_name -> palisade.v1.HostFacts
+	7,  // 11: palisade.v1.Heartbeat.cost:type_name -> palisade.v1.AgentCost
+	8,  // 12: palisade.v1.Heartbeat.components:type_name -> palisade.v1.ComponentState
+	16, // 13: palisade.v1.BlockReport.blocks:type_name -> palisade.v1.ActiveBlock
+	0,  // 14: palisade.v1.AgentService.Enroll:input_type -> palisade.v1.EnrollRequest
+	2,  // 15: palisade.v1.AgentService.Connect:input_type -> palisade.v1.AgentMessage
+	1,  // 16: palisade.v1.AgentService.Enroll:output_type -> palisade.v1.EnrollResponse
+	3,  // 17: palisade.v1.AgentService.Connect:output_type -> palisade.v1.ConsoleMessage
+	16, // [16:18] is the sub-list for method output_type
+	14, // [14:16] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_proto_palisade_v1_agent_proto_init() }
@@ -1217,11 +1447,13 @@ func file_proto_palisade_v1_agent_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Findings)(nil),
 		(*AgentMessage_TaskUpdate)(nil),
+		(*AgentMessage_Blocks)(nil),
 	}
 	file_proto_palisade_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*ConsoleMessage_Ack)(nil),
 		(*ConsoleMessage_Task)(nil),
 		(*ConsoleMessage_Goodbye)(nil),
+		(*ConsoleMessage_Policy)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1229,7 +1461,7 @@ func file_proto_palisade_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_palisade_v1_agent_proto_rawDesc), len(file_proto_palisade_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

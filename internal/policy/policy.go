@@ -1,0 +1,235 @@
+// Package policy is the detection and response policy that the console sends to agents: which
+// rules run, their thresholds, login allowlists, and whether and how sources are blocked.
+//
+// It is the wire and storage form, edited by operators through the API as JSON; the agent turns
+// it into engine configurations. It decides nothing itself. A host gets its group's policy when
+// the group has one, else the fleet policy, else Default.
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Policy is everything an agent needs to know about how to detect and respond.
+type Policy struct {
+	BruteForce BruteForce `json:"bruteforce"`
+	Login      Login      `json:"login"`
+	Response   Response   `json:"response"`
+}
+
+// BruteForce tunes the brute-force engine. Zero thresholds mean the engine's defaults.
+type BruteForce struct {
+	Enabled bool `json:"enabled"`
+	// Rules switches single rules off: {"bruteforce.user-enumeration": false}.
+	Rules              map[string]bool `json:"rules,omitempty"`
+	FailuresPerSource  int             `json:"failures_per_source,omitempty"`
+	FailureWindow      Duration        `json:"failure_window,omitempty"`
+	EnumerationUsers   int             `json:"enumeration_users,omitempty"`
+	EnumerationWindow  Duration        `json:"enumeration_window,omitempty"`
+	DistributedSources int             `json:"distributed_sources,omitempty"`
+	DistributedWindow  Duration        `json:"distributed_window,omitempty"`
+}
+
+// Login tunes the abnormal-login engine.
+type Login struct {
+	Enabled bool            `json:"enabled"`
+	Rules   map[string]bool `json:"rules,omitempty"`
+	// AllowedSources, when set, makes any login from elsewhere abnormal.
+	AllowedSources []string `json:"allowed_sources,omitempty"`
+	// HomeRegions, when set, makes logins from other places abnormal and high-risk.
+	HomeRegions []Place `json:"home_regions,omitempty"`
+	// AllowedHours such as "Mon-Fri 08:00-19:00 Europe/Berlin".
+	AllowedHours   string       `json:"allowed_hours,omitempty"`
+	LearningPeriod Duration     `json:"learning_period,omitempty"`
+	Allow          []LoginAllow `json:"allow,omitempty"`
+}
+
+// Place is a country (ISO code), optionally narrowed to a province and a city.
+type Place struct {
+	Country  string `json:"country"`
+	Province string `json:"province,omitempty"`
+	City     string `json:"city,omitempty"`
+}
+
+// LoginAllow is one allowlist entry: a login matching every field that is set is normal.
+type LoginAllow struct {
+	Users   []string `json:"users,omitempty"`
+	Sources []string `json:"sources,omitempty"` // CIDRs or addresses
+	Places  []Place  `json:"places,omitempty"`
+	Hours   string   `json:"hours,omitempty"`
+	Hosts   []string `json:"hosts,omitempty"` // host IDs; with Groups empty too: the whole fleet
+	Groups  []string `json:"groups,omitempty"`
+	Comment string   `json:"comment,omitempty"`
+}
+
+// Response says what the agent does about attacking sources.
+type Response struct {
+	// AutoBlock blocks sources that the BlockRules flag.
+	AutoBlock bool `json:"auto_block"`
+	// DetectOnly reports what would have been blocked without blocking.
+	DetectOnly bool `json:"detect_only"`
+	// BlockRules are the rule IDs whose findings block their source.
+	BlockRules []string `json:"block_rules,omitempty"`
+	// Allow lists CIDRs never blocked (the console and loopback never are, regardless).
+	Allow      []string `json:"allow,omitempty"`
+	BaseTTL    Duration `json:"base_ttl,omitempty"`
+	MaxTTL     Duration `json:"max_ttl,omitempty"`
+	Escalation float64  `json:"escalation,omitempty"`
+}
+
+// Default is the policy of a fleet nobody configured: detect everything, block guessers for
+// 10 minutes, escalating for repeat offenders up to a day.
+func Default() Policy {
+	return Policy{
+		BruteForce: BruteForce{Enabled: true},
+		Login:      Login{Enabled: true},
+		Response: Response{
+			AutoBlock:  true,
+			BlockRules: []string{"bruteforce.password-guessing", "bruteforce.user-enumeration", "bruteforce.succeeded"},
+			BaseTTL:    Duration(10 * time.Minute),
+			MaxTTL:     Duration(24 * time.Hour),
+			Escalation: 4,
+		},
+	}
+}
+
+// Duration is a time.Duration written as "10m" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "10m" (or a number of seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err := json.Unmarshal(b, &secs); err != nil {
+			return fmt.Errorf("duration: want a string such as \"10m\"")
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Parse decodes a policy strictly (unknown keys are errors) and validates it.
+func Parse(b []byte) (Policy, error) {
+	var p Policy
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("policy: %w", err)
+	}
+	return p, p.Validate()
+}
+
+// Validate checks every field and names the bad ones.
+func (p Policy) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	b := p.BruteForce
+	for name, v := range map[string]int{"bruteforce.failures_per_source": b.FailuresPerSource, "bruteforce.enumeration_users": b.EnumerationUsers,
+		"bruteforce.distributed_sources": b.DistributedSources} {
+		if v < 0 || v > 100000 {
+			bad("%s: %d out of range 0-100000", name, v)
+		}
+	}
+	for name, v := range map[string]Duration{"bruteforce.failure_window": b.FailureWindow, "bruteforce.enumeration_window": b.EnumerationWindow,
+		"bruteforce.distributed_window": b.DistributedWindow, "login.learning_period": p.Login.LearningPeriod,
+		"response.base_ttl": p.Response.BaseTTL, "response.max_ttl": p.Response.MaxTTL} {
+		if v < 0 || time.Duration(v) > 366*24*time.Hour {
+			bad("%s: %s out of range 0-366 days", name, time.Duration(v))
+		}
+	}
+	for i, s := range p.Login.AllowedSources {
+		if _, err := ParsePrefix(s); err != nil {
+			bad("login.allowed_sources[%d]: %v", i, err)
+		}
+	}
+	for i, pl := range p.Login.HomeRegions {
+		if err := pl.validate(); err != nil {
+			bad("login.home_regions[%d]: %v", i, err)
+		}
+	}
+	for i, a := range p.Login.Allow {
+		for j, s := range a.Sources {
+			if _, err := ParsePrefix(s); err != nil {
+				bad("login.allow[%d].sources[%d]: %v", i, j, err)
+			}
+		}
+		for j, pl := range a.Places {
+			if err := pl.validate(); err != nil {
+				bad("login.allow[%d].places[%d]: %v", i, j, err)
+			}
+		}
+	}
+	for i, s := range p.Response.Allow {
+		if _, err := ParsePrefix(s); err != nil {
+			bad("response.allow[%d]: %v", i, err)
+		}
+	}
+	if e := p.Response.Escalation; e != 0 && (e < 1 || e > 100) {
+		bad("response.escalation: %v out of range 1-100", e)
+	}
+	if p.Response.MaxTTL != 0 && p.Response.BaseTTL > p.Response.MaxTTL {
+		bad("response.base_ttl is longer than response.max_ttl")
+	}
+	return errors.Join(errs...)
+}
+
+func (pl Place) validate() error {
+	if len(pl.Country) != 2 || strings.ToUpper(pl.Country) != pl.Country {
+		return fmt.Errorf("country %q: want an ISO 3166-1 alpha-2 code such as DE", pl.Country)
+	}
+	if pl.City != "" && pl.Province == "" {
+		return errors.New("a city needs its province")
+	}
+	return nil
+}
+
+// ParsePrefix reads a CIDR or a single address (as a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Encode returns the policy's canonical JSON and its version (a hash of that JSON).
+func (p Policy) Encode() (body []byte, version string) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		panic(fmt.Sprintf("policy: encode: %v", err)) // only plain data: cannot fail
+	}
+	sum := sha256.Sum256(body)
+	return body, hex.EncodeToString(sum[:8])
+}
+
+// RuleOn reports whether a rule is switched on in a rules map (rules are on unless set false).
+func RuleOn(rules map[string]bool, id string) bool {
+	on, set := rules[id]
+	return !set || on
+}
