@@ -15,11 +15,14 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/agent/budget"
+	"github.com/palisade-cwpp/palisade/internal/agent/respond"
 	"github.com/palisade-cwpp/palisade/internal/agent/spool"
 	"github.com/palisade-cwpp/palisade/internal/finding"
+	"github.com/palisade-cwpp/palisade/internal/policy"
 )
 
 // Version is the agent's version, set at build time with -ldflags.
@@ -34,6 +37,9 @@ type Config struct {
 	SpoolSync         bool  // fsync every append (survives power loss, slower)
 	// BatchSize bounds findings per message; InFlight bounds findings sent but not acknowledged.
 	BatchSize, InFlight int
+	// Firewall is the blocking backend; nil picks the best this host has (nftables, then
+	// ipset/iptables). Tests pass one bound to their own network namespace.
+	Firewall respond.Firewall
 }
 
 func (c *Config) defaults() {
@@ -60,6 +66,14 @@ type Agent struct {
 	budget *budget.Budget
 	tasks  *taskRunner
 	health health
+
+	policy          atomic.Pointer[policy.Policy]
+	policyMu        sync.Mutex // serialises policy changes and listener registration
+	policyVersion   string
+	policyListeners []func(policy.Policy)
+
+	guard       *respond.Guard // nil when this host cannot block
+	blockReport chan struct{}  // wakes the sender to report active blocks
 }
 
 // New opens the agent's identity and spool in cfg.DataDir.
@@ -76,7 +90,13 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if st := sp.Stats(); st.Corrupt > 0 {
 		log.Warn("spool had torn or corrupt records (agent killed mid-write?); they were cut off", "records", st.Corrupt)
 	}
-	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget)}
+	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget), blockReport: make(chan struct{}, 1)}
+	p, version, err := loadPolicy(cfg.DataDir)
+	if err != nil {
+		log.Warn("saved policy unusable; using the default until the console sends one", "err", err)
+	}
+	a.policy.Store(&p)
+	a.policyVersion = version
 	a.tasks = newTaskRunner(a)
 	a.health.set(finding.ComponentState{Name: "spool", Kind: "source", State: finding.StateRunning})
 	return a, nil
@@ -157,5 +177,6 @@ func (h *health) snapshot() []finding.ComponentState {
 // Run keeps the console connection alive until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "host", a.id.HostID, "console", a.id.Server, "budget_mode", a.budget.Mode())
+	a.setupFirewall(ctx)
 	return a.connectLoop(ctx)
 }

@@ -7,12 +7,13 @@ import (
 	"sync"
 
 	"github.com/palisade-cwpp/palisade/internal/agent/hostinfo"
+	"github.com/palisade-cwpp/palisade/internal/task"
 	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
 )
 
 // taskFunc runs one task of a known type. It reports progress through the callback and
 // returns a JSON-encodable result. It must honour ctx.
-type taskFunc func(ctx context.Context, params json.RawMessage, progress func(pct int, msg string)) (any, error)
+type taskFunc func(ctx context.Context, t *pb.TaskAssign, progress func(pct int, msg string)) (any, error)
 
 // taskRunner runs tasks of the types compiled into the agent, one at a time per type.
 type taskRunner struct {
@@ -25,7 +26,9 @@ type taskRunner struct {
 func newTaskRunner(a *Agent) *taskRunner {
 	r := &taskRunner{a: a, running: map[string]bool{}}
 	r.types = map[string]taskFunc{
-		"collect-facts": r.collectFacts,
+		task.CollectFacts: r.collectFacts,
+		task.BlockIP:      r.block,
+		task.UnblockIP:    r.block,
 	}
 	return r
 }
@@ -55,7 +58,7 @@ func (r *taskRunner) start(ctx context.Context, t *pb.TaskAssign, out func(*pb.T
 	go func() {
 		defer func() { r.mu.Lock(); delete(r.running, t.GetTaskId()); r.mu.Unlock() }()
 		out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "running", Progress: 0})
-		res, err := fn(ctx, params, func(pct int, msg string) {
+		res, err := fn(ctx, t, func(pct int, msg string) {
 			out(&pb.TaskUpdate{TaskId: t.GetTaskId(), State: "running", Progress: uint32(min(max(pct, 0), 99)), Message: msg})
 		})
 		if err != nil {
@@ -73,14 +76,18 @@ func (r *taskRunner) start(ctx context.Context, t *pb.TaskAssign, out func(*pb.T
 
 // collectFacts gathers the host facts afresh; they also go to the console as a new Hello on
 // the next connection.
-func (r *taskRunner) collectFacts(ctx context.Context, params json.RawMessage, progress func(int, string)) (any, error) {
-	var p struct{}
-	if err := json.Unmarshal(params, &p); err != nil {
-		return nil, fmt.Errorf("collect-facts takes no parameters: %w", err)
+func (r *taskRunner) collectFacts(ctx context.Context, t *pb.TaskAssign, progress func(int, string)) (any, error) {
+	if err := task.Validate(t.GetType(), t.GetParams()); err != nil {
+		return nil, err
 	}
 	facts, err := hostinfo.Collect(Version)
 	if err != nil {
 		return nil, err
 	}
 	return facts, nil
+}
+
+// block runs block-ip and unblock-ip.
+func (r *taskRunner) block(ctx context.Context, t *pb.TaskAssign, progress func(int, string)) (any, error) {
+	return r.a.runBlockTask(ctx, t.GetType(), t.GetParams(), t.GetCreatedBy())
 }

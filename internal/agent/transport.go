@@ -110,6 +110,8 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 					case <-ctx.Done():
 					}
 				})
+			case *pb.ConsoleMessage_Policy:
+				a.applyPolicy(b.Policy)
 			case *pb.ConsoleMessage_Goodbye:
 				cancel(status.Error(codes.PermissionDenied, b.Goodbye.GetReason()))
 				return
@@ -135,6 +137,9 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 	hb := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	if err := a.sendHeartbeat(stream); err != nil {
+		return err
+	}
+	if err := a.sendBlocks(ctx, stream); err != nil {
 		return err
 	}
 	sent := a.spool.AckedSeq()
@@ -174,6 +179,10 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 			if err := stream.Send(&pb.AgentMessage{Body: &pb.AgentMessage_TaskUpdate{TaskUpdate: u}}); err != nil {
 				return err
 			}
+		case <-a.blockReport:
+			if err := a.sendBlocks(ctx, stream); err != nil {
+				return err
+			}
 		case <-appended:
 		case <-hb.C:
 			if err := a.sendHeartbeat(stream); err != nil {
@@ -194,6 +203,10 @@ func (a *Agent) spoolRecovered() {
 			}
 		}
 	}
+}
+
+func (a *Agent) sendBlocks(ctx context.Context, stream pb.AgentService_ConnectClient) error {
+	return stream.Send(&pb.AgentMessage{Body: &pb.AgentMessage_Blocks{Blocks: a.activeBlocks(ctx)}})
 }
 
 func (a *Agent) sendHeartbeat(stream pb.AgentService_ConnectClient) error {

@@ -132,7 +132,7 @@ func (s *Server) dispatch(ctx context.Context, stream pb.AgentService_ConnectSer
 			continue // finished or expired meanwhile
 		}
 		if err := stream.Send(&pb.ConsoleMessage{Body: &pb.ConsoleMessage_Task{Task: &pb.TaskAssign{
-			TaskId: t.ID, Type: t.Type, Params: t.Params}}}); err != nil {
+			TaskId: t.ID, Type: t.Type, Params: t.Params, CreatedBy: t.CreatedBy}}}); err != nil {
 			return err
 		}
 		s.metrics.tasksDispatched.Inc()

@@ -917,7 +917,9 @@ type TaskAssign struct {
 	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	Type   string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// JSON object of the task type's parameters.
-	Params        []byte `protobuf:"bytes,3,opt,name=params,proto3" json:"params,omitempty"`
+	Params []byte `protobuf:"bytes,3,opt,name=params,proto3" json:"params,omitempty"`
+	// The operator who created the task, for the agent's records (e.g. who ordered a block).
+	CreatedBy     string `protobuf:"bytes,4,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -971,6 +973,13 @@ func (x *TaskAssign) GetParams() []byte {
 		return x.Params
 	}
 	return nil
+}
+
+func (x *TaskAssign) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
 }
 
 type TaskUpdate struct {
@@ -1349,12 +1358,14 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\bfindings\x18\x02 \x03(\fR\bfindings\"3\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1a\n" +
-	"\brejected\x18\x02 \x01(\rR\brejected\"Q\n" +
+	"\brejected\x18\x02 \x01(\rR\brejected\"p\n" +
 	"\n" +
 	"TaskAssign\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
-	"\x06params\x18\x03 \x01(\fR\x06params\"\x89\x01\n" +
+	"\x06params\x18\x03 \x01(\fR\x06params\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x04 \x01(\tR\tcreatedBy\"\x89\x01\n" +
 	"\n" +
 	"TaskUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n" +
