@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/palisade-cwpp/palisade/internal/detect/login"
 )
 
 // Policy is everything an agent needs to know about how to detect and respond.
@@ -38,36 +40,11 @@ type BruteForce struct {
 	DistributedWindow  Duration        `json:"distributed_window,omitempty"`
 }
 
-// Login tunes the abnormal-login engine.
+// Login switches and configures the abnormal-login engine; its keys are the engine's own
+// configuration (rules, allowed_sources, home_regions, allowed_hours, learning_period, allow).
 type Login struct {
-	Enabled bool            `json:"enabled"`
-	Rules   map[string]bool `json:"rules,omitempty"`
-	// AllowedSources, when set, makes any login from elsewhere abnormal.
-	AllowedSources []string `json:"allowed_sources,omitempty"`
-	// HomeRegions, when set, makes logins from other places abnormal and high-risk.
-	HomeRegions []Place `json:"home_regions,omitempty"`
-	// AllowedHours such as "Mon-Fri 08:00-19:00 Europe/Berlin".
-	AllowedHours   string       `json:"allowed_hours,omitempty"`
-	LearningPeriod Duration     `json:"learning_period,omitempty"`
-	Allow          []LoginAllow `json:"allow,omitempty"`
-}
-
-// Place is a country (ISO code), optionally narrowed to a province and a city.
-type Place struct {
-	Country  string `json:"country"`
-	Province string `json:"province,omitempty"`
-	City     string `json:"city,omitempty"`
-}
-
-// LoginAllow is one allowlist entry: a login matching every field that is set is normal.
-type LoginAllow struct {
-	Users   []string `json:"users,omitempty"`
-	Sources []string `json:"sources,omitempty"` // CIDRs or addresses
-	Places  []Place  `json:"places,omitempty"`
-	Hours   string   `json:"hours,omitempty"`
-	Hosts   []string `json:"hosts,omitempty"` // host IDs; with Groups empty too: the whole fleet
-	Groups  []string `json:"groups,omitempty"`
-	Comment string   `json:"comment,omitempty"`
+	Enabled bool `json:"enabled"`
+	login.Config
 }
 
 // Response says what the agent does about attacking sources.
@@ -90,7 +67,7 @@ type Response struct {
 func Default() Policy {
 	return Policy{
 		BruteForce: BruteForce{Enabled: true},
-		Login:      Login{Enabled: true},
+		Login:      Login{Enabled: true, Config: login.DefaultConfig()},
 		Response: Response{
 			AutoBlock:  true,
 			BlockRules: []string{"bruteforce.password-guessing", "bruteforce.user-enumeration", "bruteforce.succeeded"},
@@ -126,9 +103,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Parse decodes a policy strictly (unknown keys are errors) and validates it.
+// Parse decodes a policy strictly (unknown keys are errors) over the defaults, so a key left
+// out keeps its default, and validates it.
 func Parse(b []byte) (Policy, error) {
-	var p Policy
+	p := Default()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
@@ -149,32 +127,23 @@ func (p Policy) Validate() error {
 		}
 	}
 	for name, v := range map[string]Duration{"bruteforce.failure_window": b.FailureWindow, "bruteforce.enumeration_window": b.EnumerationWindow,
-		"bruteforce.distributed_window": b.DistributedWindow, "login.learning_period": p.Login.LearningPeriod,
-		"response.base_ttl": p.Response.BaseTTL, "response.max_ttl": p.Response.MaxTTL} {
+		"bruteforce.distributed_window": b.DistributedWindow,
+		"response.base_ttl":             p.Response.BaseTTL, "response.max_ttl": p.Response.MaxTTL} {
 		if v < 0 || time.Duration(v) > 366*24*time.Hour {
 			bad("%s: %s out of range 0-366 days", name, time.Duration(v))
 		}
 	}
-	for i, s := range p.Login.AllowedSources {
-		if _, err := ParsePrefix(s); err != nil {
-			bad("login.allowed_sources[%d]: %v", i, err)
+	if p.Login.LearningPeriod > 366*24*time.Hour {
+		bad("login.learning_period: %s longer than 366 days", p.Login.LearningPeriod)
+	}
+	for i, a := range p.Login.Allow {
+		if _, err := a.Validate(); err != nil {
+			bad("login.allow[%d]: %v", i, err)
 		}
 	}
 	for i, pl := range p.Login.HomeRegions {
-		if err := pl.validate(); err != nil {
-			bad("login.home_regions[%d]: %v", i, err)
-		}
-	}
-	for i, a := range p.Login.Allow {
-		for j, s := range a.Sources {
-			if _, err := ParsePrefix(s); err != nil {
-				bad("login.allow[%d].sources[%d]: %v", i, j, err)
-			}
-		}
-		for j, pl := range a.Places {
-			if err := pl.validate(); err != nil {
-				bad("login.allow[%d].places[%d]: %v", i, j, err)
-			}
+		if pl.Country == "" {
+			bad("login.home_regions[%d]: country is required", i)
 		}
 	}
 	for i, s := range p.Response.Allow {
@@ -189,16 +158,6 @@ func (p Policy) Validate() error {
 		bad("response.base_ttl is longer than response.max_ttl")
 	}
 	return errors.Join(errs...)
-}
-
-func (pl Place) validate() error {
-	if len(pl.Country) != 2 || strings.ToUpper(pl.Country) != pl.Country {
-		return fmt.Errorf("country %q: want an ISO 3166-1 alpha-2 code such as DE", pl.Country)
-	}
-	if pl.City != "" && pl.Province == "" {
-		return errors.New("a city needs its province")
-	}
-	return nil
 }
 
 // ParsePrefix reads a CIDR or a single address (as a /32 or /128).
