@@ -77,8 +77,11 @@ func (p *BlockParams) validate(typ string) error {
 	if err != nil {
 		return fmt.Errorf("%s: prefix %q: %v", typ, p.Prefix, err)
 	}
-	if pfx.Addr().IsLoopback() || pfx.Addr().IsUnspecified() || pfx.Bits() == 0 {
+	if pfx.Addr().IsLoopback() || pfx.Addr().IsUnspecified() {
 		return fmt.Errorf("%s: %s is never blocked", typ, pfx)
+	}
+	if min := map[bool]int{true: 8, false: 16}[pfx.Addr().Is4()]; pfx.Bits() < min {
+		return fmt.Errorf("%s: %s is wider than /%d; block smaller networks", typ, pfx, min)
 	}
 	if p.TTL < 0 || time.Duration(p.TTL) > MaxBlockTTL {
 		return fmt.Errorf("%s: ttl %s out of range 0-%s", typ, time.Duration(p.TTL), MaxBlockTTL)
