@@ -6,17 +6,20 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/agent"
+	"github.com/palisade-cwpp/palisade/internal/agent/respond"
 	"github.com/palisade-cwpp/palisade/internal/console"
 	"github.com/palisade-cwpp/palisade/internal/console/api"
 )
@@ -169,6 +172,7 @@ func (tc *testConsole) enrollToken(ttl string) string {
 type testAgent struct {
 	t      testing.TB
 	dir    string
+	fw     respond.Firewall // nil: the agent finds none in a test binary and cannot block
 	a      *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
@@ -186,7 +190,7 @@ func enrollAgent(t testing.TB, tc *testConsole) *testAgent {
 
 func (ta *testAgent) start() {
 	ta.t.Helper()
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second}, quietLog())
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
 	}
@@ -240,4 +244,30 @@ func tlsWithRoot(t testing.TB, pem []byte) *tls.Config {
 		t.Fatal("no CA certificate")
 	}
 	return &tls.Config{RootCAs: pool}
+}
+
+// testNetns creates a network namespace of the test's own, for firewall changes that must not
+// touch the host, and returns its path.
+func testNetns(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	name := fmt.Sprintf("palisade-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	return "/var/run/netns/" + name
+}
+
+// nftablesIn returns an nftables firewall bound to a fresh test namespace.
+func nftablesIn(t testing.TB) respond.Firewall {
+	t.Helper()
+	fw, err := respond.NewNFTables(respond.NFTOptions{NetNS: testNetns(t)})
+	if err != nil {
+		t.Fatalf("nftables in a test namespace: %v", err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	return fw
 }
