@@ -17,7 +17,7 @@ func TestValidate(t *testing.T) {
 		{BlockIP, `{"prefix":"::ffff:203.0.113.7"}`, ""},
 		{BlockIP, `{"prefix":"127.0.0.1"}`, "never blocked"},
 		{BlockIP, `{"prefix":"0.0.0.0/0"}`, "never blocked"},
-		{BlockIP, `{"prefix":"1.0.0.0/1"}`, "wider than /8"},
+		{BlockIP, `{"prefix":"64.0.0.0/2"}`, "wider than /8"},
 		{BlockIP, `{"prefix":"2000::/3"}`, "wider than /16"},
 		{BlockIP, `{"prefix":"example.com"}`, "prefix"},
 		{BlockIP, `{"prefix":"203.0.113.7","ttl":"-1h"}`, "ttl"},
