@@ -140,6 +140,14 @@ type fileConfig struct {
 		MaxMB int64 `yaml:"max_mb"`
 		Sync  bool  `yaml:"sync"`
 	} `yaml:"spool"`
+	Auth struct {
+		Disabled bool     `yaml:"disabled"`
+		Logs     []string `yaml:"logs"`
+		Journal  *bool    `yaml:"journal"`
+		Wtmp     string   `yaml:"wtmp"`
+		Btmp     string   `yaml:"btmp"`
+		GeoIP    string   `yaml:"geoip"`
+	} `yaml:"auth"`
 }
 
 func loadConfig(path string) (fileConfig, error) {
@@ -165,6 +173,8 @@ func (fc fileConfig) agentConfig() (agent.Config, error) {
 		Budget:        budget.Config{CPUPercent: fc.Budget.CPUPercent, MemoryBytes: fc.Budget.MemoryMB << 20},
 		SpoolMaxBytes: fc.Spool.MaxMB << 20,
 		SpoolSync:     fc.Spool.Sync,
+		Auth: agent.AuthConfig{Disabled: fc.Auth.Disabled, Logs: fc.Auth.Logs, Journal: fc.Auth.Journal,
+			Wtmp: fc.Auth.Wtmp, Btmp: fc.Auth.Btmp, GeoIP: fc.Auth.GeoIP},
 	}
 	if fc.HeartbeatInterval != "" {
 		d, err := time.ParseDuration(fc.HeartbeatInterval)

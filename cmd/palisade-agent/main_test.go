@@ -19,14 +19,15 @@ func TestConfigFile(t *testing.T) {
 				t.Errorf("got %+v, %v", cfg, err)
 			}
 		}},
-		{name: "every key", yaml: "data_dir: /srv/agent\nheartbeat_interval: 30s\nlog_level: debug\nbudget:\n  cpu_percent: 2.5\n  memory_mb: 64\nspool:\n  max_mb: 32\n  sync: true\n",
+		{name: "every key", yaml: "data_dir: /srv/agent\nheartbeat_interval: 30s\nlog_level: debug\nbudget:\n  cpu_percent: 2.5\n  memory_mb: 64\nspool:\n  max_mb: 32\n  sync: true\nauth:\n  logs: [/var/log/auth.log]\n  journal: false\n  geoip: /srv/GeoLite2-City.mmdb\n",
 			check: func(t *testing.T, fc fileConfig) {
 				cfg, err := fc.agentConfig()
 				if err != nil {
 					t.Fatal(err)
 				}
 				if cfg.DataDir != "/srv/agent" || cfg.HeartbeatInterval != 30*time.Second || cfg.Budget.CPUPercent != 2.5 ||
-					cfg.Budget.MemoryBytes != 64<<20 || cfg.SpoolMaxBytes != 32<<20 || !cfg.SpoolSync {
+					cfg.Budget.MemoryBytes != 64<<20 || cfg.SpoolMaxBytes != 32<<20 || !cfg.SpoolSync ||
+					len(cfg.Auth.Logs) != 1 || cfg.Auth.Journal == nil || *cfg.Auth.Journal || cfg.Auth.GeoIP != "/srv/GeoLite2-City.mmdb" {
 					t.Errorf("got %+v", cfg)
 				}
 			}},

@@ -37,6 +37,8 @@ type Config struct {
 	SpoolSync         bool  // fsync every append (survives power loss, slower)
 	// BatchSize bounds findings per message; InFlight bounds findings sent but not acknowledged.
 	BatchSize, InFlight int
+	// Auth says where authentication logs and login records are read.
+	Auth AuthConfig
 	// Firewall is the blocking backend; nil picks the best this host has (nftables, then
 	// ipset/iptables). Tests pass one bound to their own network namespace.
 	Firewall respond.Firewall
@@ -178,5 +180,9 @@ func (h *health) snapshot() []finding.ComponentState {
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "host", a.id.HostID, "console", a.id.Server, "budget_mode", a.budget.Mode())
 	a.setupFirewall(ctx)
-	return a.connectLoop(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); a.runAuth(ctx) }()
+	err := a.connectLoop(ctx)
+	<-done
+	return err
 }

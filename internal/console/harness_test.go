@@ -173,6 +173,7 @@ type testAgent struct {
 	t      testing.TB
 	dir    string
 	fw     respond.Firewall // nil: the agent finds none in a test binary and cannot block
+	auth   agent.AuthConfig // zero: authentication sources off, so the host's own logs stay out
 	a      *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
@@ -190,7 +191,11 @@ func enrollAgent(t testing.TB, tc *testConsole) *testAgent {
 
 func (ta *testAgent) start() {
 	ta.t.Helper()
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw}, quietLog())
+	auth := ta.auth
+	if auth.Logs == nil && auth.Journal == nil {
+		auth.Disabled = true
+	}
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
 	}

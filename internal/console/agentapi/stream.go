@@ -197,11 +197,17 @@ func wake(ch chan struct{}) {
 
 // sendPolicy sends the host's effective policy when it differs from the one last sent.
 func (s *Server) sendPolicy(ctx context.Context, stream pb.AgentService_ConnectServer, c *conn) error {
-	body, version, err := s.EffectivePolicy(ctx, c.group)
+	stored, _, err := s.EffectivePolicy(ctx, c.group)
 	if err != nil {
 		s.log.Error("read policy", "host", c.hostID, "err", err)
 		return nil
 	}
+	p, err := policy.Parse(stored)
+	if err != nil {
+		s.log.Error("stored policy does not validate", "host", c.hostID, "err", err)
+		return nil
+	}
+	body, version := p.ForHost(c.hostID, c.group).Encode()
 	if version == c.sentVersion {
 		return nil
 	}

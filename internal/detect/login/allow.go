@@ -136,6 +136,9 @@ type Scope struct {
 
 func (s Scope) any() bool { return len(s.Hosts) == 0 && len(s.Groups) == 0 }
 
+// Applies reports whether the scope covers the host with this ID in this group.
+func (s Scope) Applies(host, group string) bool { return s.matches(host, group) }
+
 func (s Scope) matches(host, group string) bool {
 	if s.any() {
 		return true
