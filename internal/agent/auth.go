@@ -113,7 +113,7 @@ func (p *authPipeline) configure(pol policy.Policy) {
 		p.brute, err = bruteforce.NewDetector(bc)
 	}
 	p.engineState("bruteforce", p.bruteOn, err)
-	lc := pol.Login.Config
+	lc := pol.Login.EngineConfig()
 	lc.Host = p.a.id.HostID
 	var history []byte
 	if p.logins != nil {

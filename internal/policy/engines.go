@@ -28,6 +28,15 @@ func (b BruteForce) EngineConfig() (bruteforce.Config, error) {
 	return c, c.Validate()
 }
 
+// EngineConfig returns the login engine's configuration.
+func (l Login) EngineConfig() login.Config {
+	c := l.Config
+	if l.LearningPeriod != 0 {
+		c.LearningPeriod = time.Duration(l.LearningPeriod)
+	}
+	return c
+}
+
 // ForHost returns the policy as one host needs it: login allowlist entries scoped to other
 // hosts or groups are left out (the agent does not learn about the rest of the fleet), and the
 // scope of the remaining ones names just this host, which the agent knows itself by.

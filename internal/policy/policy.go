@@ -45,6 +45,8 @@ type BruteForce struct {
 type Login struct {
 	Enabled bool `json:"enabled"`
 	login.Config
+	// LearningPeriod, written "168h", stands in for the engine's field of the same name.
+	LearningPeriod Duration `json:"learning_period,omitempty"`
 }
 
 // Response says what the agent does about attacking sources.
@@ -133,8 +135,8 @@ func (p Policy) Validate() error {
 			bad("%s: %s out of range 0-366 days", name, time.Duration(v))
 		}
 	}
-	if p.Login.LearningPeriod > 366*24*time.Hour {
-		bad("login.learning_period: %s longer than 366 days", p.Login.LearningPeriod)
+	if time.Duration(p.Login.LearningPeriod) > 366*24*time.Hour {
+		bad("login.learning_period: %s longer than 366 days", time.Duration(p.Login.LearningPeriod))
 	}
 	for i, a := range p.Login.Allow {
 		if _, err := a.Validate(); err != nil {

@@ -81,3 +81,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLoginLearningPeriodIsADurationString(t *testing.T) {
+	p, err := Parse([]byte(`{"login":{"learning_period":"72h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Login.EngineConfig().LearningPeriod; got != 72*time.Hour {
+		t.Errorf("engine learning period %s, want 72h", got)
+	}
+	body, _ := p.Encode()
+	if !strings.Contains(string(body), `"learning_period":"72h0m0s"`) {
+		t.Errorf("encoded: %s", body)
+	}
+}
+
+func TestForHostKeepsOnlyEntriesForTheHost(t *testing.T) {
+	p, err := Parse([]byte(`{"login":{"allow":[
+		{"users":["a"]},
+		{"users":["b"],"scope":{"hosts":["h-1"]}},
+		{"users":["c"],"scope":{"groups":["web"]}},
+		{"users":["d"],"scope":{"hosts":["h-2"],"groups":["db"]}}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.ForHost("h-1", "web").Login.Allow
+	if len(got) != 3 || got[0].Users[0] != "a" || got[1].Users[0] != "b" || got[2].Users[0] != "c" {
+		t.Fatalf("allow for h-1/web: %+v", got)
+	}
+	if got[2].Scope.Applies("h-9", "web") || !got[2].Scope.Applies("h-1", "") {
+		t.Errorf("a group entry should now name the host itself: %+v", got[2].Scope)
+	}
+	if _, err := Parse(mustEncode(p.ForHost("h-1", "web"))); err != nil {
+		t.Errorf("localised policy does not validate: %v", err)
+	}
+}
+
+func mustEncode(p Policy) []byte { b, _ := p.Encode(); return b }

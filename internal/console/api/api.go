@@ -115,6 +115,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/policies/{scope}", s.require(admin, s.putPolicy))
 	mux.HandleFunc("DELETE /api/v1/policies/{scope}", s.require(admin, s.deletePolicy))
 
+	mux.HandleFunc("POST /api/v1/login-allow", s.require(analyst, s.addLoginAllow))
+
 	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))
 	mux.HandleFunc("POST /api/v1/blocks", s.require(analyst, s.createBlock))
 	mux.HandleFunc("POST /api/v1/blocks/remove", s.require(analyst, s.removeBlock))

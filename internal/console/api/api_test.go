@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
 func loginBody(user, pw string) string {
@@ -473,4 +474,39 @@ func TestChangeOwnPassword(t *testing.T) {
 	if !slices.Contains(actions, "user.password") || !slices.Contains(actions, "user.password.failed") {
 		t.Errorf("audit actions for victor: %v", actions)
 	}
+}
+
+func TestLoginAllowClosesCoveredEvents(t *testing.T) {
+	fx := newFixture(t, Config{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	mk := func(user, src, country string) finding.Finding {
+		return finding.Finding{ID: finding.NewID(), RuleID: "login.region-not-allowed", Category: finding.CategoryLogin,
+			Severity: finding.SeverityHigh, Title: "Login of " + user + " from " + src, Time: now, DedupKey: user + "|" + src,
+			Evidence: finding.Evidence{SourceIP: src, Users: []string{user}, Fields: map[string]string{"country": country}}}
+	}
+	if _, err := fx.st.IngestFindings(ctx, "h-1", []finding.Finding{mk("alice", "198.51.100.7", "DE"), mk("bob", "203.0.113.9", "CN")}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pushes := fx.agents.policyPushes
+	out := fx.call(request{method: "POST", path: "/api/v1/login-allow", auth: store.RoleAnalyst,
+		body: `{"entry":{"users":["alice"],"places":["DE"],"comment":"alice travels"},"close_covered":true}`}, http.StatusOK)
+	closed, _ := out["closed"].([]any)
+	if len(closed) != 1 {
+		t.Fatalf("closed %v, want alice's event only", out["closed"])
+	}
+	open, _, err := fx.st.ListEvents(ctx, store.EventFilter{Category: "login", Status: store.StatusOpen})
+	if err != nil || len(open) != 1 || open[0].Evidence.Users[0] != "bob" {
+		t.Errorf("open login events: %+v (%v)", open, err)
+	}
+	handled, err := fx.st.EventByID(ctx, closed[0].(string))
+	if err != nil || handled.Status != store.StatusHandled || !strings.Contains(handled.Comment, "alice travels") {
+		t.Errorf("closed event: %+v (%v)", handled, err)
+	}
+	allow := out["policy"].(map[string]any)["policy"].(map[string]any)["login"].(map[string]any)["allow"].([]any)
+	if len(allow) != 1 || fx.agents.policyPushes != pushes+1 {
+		t.Errorf("policy allow list %v, pushes %d", allow, fx.agents.policyPushes-pushes)
+	}
+	fx.call(request{method: "POST", path: "/api/v1/login-allow", auth: store.RoleAnalyst, body: `{"entry":{"comment":"everything"}}`}, http.StatusBadRequest)
+	fx.call(request{method: "POST", path: "/api/v1/login-allow", auth: store.RoleViewer, body: `{"entry":{"users":["x"]}}`}, http.StatusForbidden)
 }

@@ -51,19 +51,20 @@ const (
 
 // Attacker is one labelled attacker.
 type Attacker struct {
-	Kind    Kind
-	Service string
-	Sources []netip.Addr // one, or a sprayer's many; none for Local
-	User    string       // the sprayed account; for Local "by@tty"
+	Kind    Kind         `json:"kind"`
+	Service string       `json:"service"`
+	Sources []netip.Addr `json:"sources,omitempty"` // one, or a sprayer's many; none for Local
+	User    string       `json:"user,omitempty"`    // the sprayed account; for Local "by@tty"
 }
 
 // Truth is who is who in a generated log.
 type Truth struct {
-	Attackers     []Attacker
-	BenignSources []netip.Addr
-	BenignUsers   []string // remote accounts of benign users and local sudo users ("by@tty")
-	Bots          int      // background addresses, neither attackers nor benign
-	Start, End    time.Time
+	Attackers     []Attacker   `json:"attackers"`
+	BenignSources []netip.Addr `json:"benign_sources"`
+	BenignUsers   []string     `json:"benign_users"` // remote accounts of benign users and local sudo users ("by@tty")
+	Bots          int          `json:"bots"`         // background addresses, neither attackers nor benign
+	Start         time.Time    `json:"start"`
+	End           time.Time    `json:"end"`
 }
 
 type item struct {
