@@ -5,8 +5,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/agent/source"
@@ -79,6 +81,35 @@ type authPipeline struct {
 	tailers    []*source.Tailer
 	wtmp, btmp *source.UtmpFollower
 	journal    *source.Journal
+	forged     atomic.Uint64 // journal entries whose sender is not the program they name
+}
+
+// commAliases are the kernel command names that may log under an identifier besides the
+// identifier itself (the last element of its path, cut to the kernel's 15 characters).
+var commAliases = map[string][]string{
+	"sshd":     {"sshd-session", "sshd-auth"},
+	"dovecot":  {"auth", "imap-login", "pop3-login", "imap", "pop3", "submission-logi"},
+	"mysqld":   {"mariadbd"},
+	"mariadb":  {"mariadbd", "mysqld"},
+	"postgres": {"postmaster"},
+}
+
+// genuine reports whether a journal entry comes from the program it names. journald sets _COMM
+// from the kernel, while SYSLOG_IDENTIFIER is the sender's word: "logger -t sshd" by any local
+// user would otherwise feed forged failures to the engines and get addresses blocked. Entries
+// without _COMM (old journals) are taken as they are.
+func genuine(je source.JournalEntry) bool {
+	if je.Comm == "" {
+		return true
+	}
+	want := je.Identifier
+	if i := strings.LastIndexByte(want, '/'); i >= 0 {
+		want = want[i+1:]
+	}
+	if len(want) > 15 {
+		want = want[:15]
+	}
+	return je.Comm == want || slices.Contains(commAliases[je.Identifier], je.Comm)
 }
 
 // runAuth starts the authentication sources and engines; it returns when ctx ends.
@@ -196,6 +227,10 @@ func (p *authPipeline) run(ctx context.Context) {
 			parser := &bruteforce.Parser{}
 			start("journal", func() error {
 				return j.Run(ctx, func(je source.JournalEntry) error {
+					if !genuine(je) {
+						p.forged.Add(1)
+						return nil
+					}
 					if e, ok := parser.ParseMessage(je.Identifier, je.PID, je.Message, je.Time); ok {
 						p.observe(ctx, e)
 					}
