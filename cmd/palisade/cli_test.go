@@ -158,6 +158,17 @@ func TestCommands(t *testing.T) {
 		{[]string{"users", "delete", "nobody"}, exitNotFound},
 		{[]string{"users", "role", "admin"}, exitUsage},
 		{[]string{"audit", "--limit", "5"}, exitOK},
+		{[]string{"policy", "list"}, exitOK},
+		{[]string{"policy", "show", "fleet"}, exitOK},
+		{[]string{"policy", "show", "group:nope"}, exitNotFound},
+		{[]string{"policy", "show", "everything"}, exitRejected},
+		{[]string{"policy", "set", "fleet", "/nonexistent.json"}, exitError},
+		{[]string{"policy", "delete", "group:nope"}, exitNotFound},
+		{[]string{"blocks", "list"}, exitOK},
+		{[]string{"blocks", "add", "127.0.0.1", "--all"}, exitRejected},
+		{[]string{"blocks", "add", "203.0.113.7"}, exitRejected},
+		{[]string{"blocks", "add", "203.0.113.7", "--ttl", "1h", "--hosts", "h-nope"}, exitRejected},
+		{[]string{"blocks", "remove"}, exitUsage},
 		{[]string{"version"}, exitOK},
 	}
 	for _, tt := range tests {

@@ -39,6 +39,8 @@ var commands = map[string]command{
 	"tasks":   {"tasks: create, list, show", runTasks},
 	"users":   {"users: list, create, passwd, role, delete", runUsers},
 	"audit":   {"show the audit log", runAudit},
+	"policy":  {"detection and response policies: list, show, set, delete", runPolicy},
+	"blocks":  {"IP blocks: list, add, remove", runBlocks},
 	"version": {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 
