@@ -7,6 +7,9 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/detect/login"
 )
 
+// agentMaxTracked bounds the brute-force engine's tables on agents.
+const agentMaxTracked = 5000
+
 // EngineConfig turns the policy's brute-force section into the engine's configuration: the
 // engine's defaults, with every threshold the policy sets, and rules switched off by name.
 func (b BruteForce) EngineConfig() (bruteforce.Config, error) {
@@ -25,6 +28,9 @@ func (b BruteForce) EngineConfig() (bruteforce.Config, error) {
 	set(&c.DistributedSources, bruteforce.RuleDistributed, b.DistributedSources, b.DistributedWindow)
 	set(&c.LocalFailures, bruteforce.RuleLocalAuth, 0, 0)
 	c.SuccessLookback.Enabled = RuleOn(b.Rules, bruteforce.RuleSucceeded)
+	// The engine's default table size is sized for a console-grade box; on an agent with a
+	// 200 MB budget a flood of hostile long lines must not take more than about 45 MB.
+	c.MaxTracked = agentMaxTracked
 	return c, c.Validate()
 }
 

@@ -50,9 +50,11 @@ type Config struct {
 	// terminal. Default 5 in 10m. Count at most 1000.
 	LocalFailures Threshold
 	// MaxTracked bounds each of the tables of addresses, accounts and local users; beyond it the
-	// least recently seen entry is evicted (Stats.Evicted). Default 20000, which with full
-	// evidence is at most about 40 MB. Entries quiet for longer than every window are dropped
-	// anyway (Stats.Expired).
+	// least recently seen entry is evicted (Stats.Evicted). Entries quiet for longer than every
+	// window are dropped anyway (Stats.Expired). Default 20000. An entry keeps at most 10 lines
+	// of evidence cut to 512 bytes and user names cut to 128 bytes: a one-shot bot costs about
+	// 0.9 KB (17 MB for 20000), and an address whose every line is as long and every user name
+	// as new as possible about 9 KB with its accounts (180 MB at the default; TestMemoryBound).
 	MaxTracked int
 	// LocalServices are keyed by the user and terminal of the event instead of an address.
 	// Default su and sudo.
@@ -210,6 +212,7 @@ func (d *Detector) Observe(e Event) []finding.Finding {
 			}
 		}
 	}
+	e.By, e.TTY = cut(e.By, maxUserLen), cut(e.TTY, maxUserLen)
 	if e.Outcome == Success {
 		d.stats.Successes++
 		return d.success(&e, t, local)
@@ -266,6 +269,7 @@ func (d *Detector) actorFor(e *Event, t int64, local bool, create bool) *actor {
 }
 
 func (d *Detector) failure(e *Event, t int64, local bool) []finding.Finding {
+	e.User = cut(e.User, maxUserLen)
 	a := d.actorFor(e, t, local, true)
 	if t > a.last {
 		a.last = t

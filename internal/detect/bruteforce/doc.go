@@ -102,6 +102,10 @@
 // counts), and fires again for the same key at most once per window while the attack goes on,
 // with the updated count; the console folds these into one event by DedupKey (the address; the
 // account for distributed; "user@tty" for local). An attack is over when its key has been quiet
-// for a window. A login accepted from an address below the thresholds forgives its failures:
-// that is a user who mistyped.
+// for a window. A login accepted from an address below the thresholds forgives its failures when
+// every user that failed from there lately is the one who logged in: that is a user who
+// mistyped, while a guesser cannot reset its count with an anonymous FTP login.
+//
+// Memory is bounded by Config.MaxTracked per table, with least-recently-seen eviction; see
+// Config for what an entry costs.
 package bruteforce

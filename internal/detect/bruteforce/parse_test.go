@@ -501,6 +501,14 @@ func TestParseRejectsWithoutAllocating(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per run, want 0", allocs)
 	}
+	allocs = testing.AllocsPerRun(100, func() {
+		for _, l := range lines {
+			bf.ParseLine(l, 2026, time.UTC)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ParseLine: %v allocations per run, want 0", allocs)
+	}
 	match := []byte(h3164 + "sshd[1]: Failed password for invalid user admin from 203.0.113.7 port 40022 ssh2")
 	allocs = testing.AllocsPerRun(100, func() { p.ParseLine(match) })
 	if allocs > 1 {

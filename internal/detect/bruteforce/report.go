@@ -35,13 +35,16 @@ func printable(s string, n int) string {
 	return q
 }
 
-// maxUserLen bounds a user name in evidence.
-const maxUserLen = 256
+// Bounds on what the detector keeps: a user name, and a line of evidence.
+const (
+	maxUserLen  = 128
+	maxKeptLine = 512
+)
 
-// cut returns at most n bytes of s.
+// cut returns at most n bytes of s, as a copy when it cuts so that the rest of s is not kept.
 func cut(s string, n int) string {
 	if len(s) > n {
-		return s[:n]
+		return strings.Clone(s[:n])
 	}
 	return s
 }

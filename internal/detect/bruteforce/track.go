@@ -3,8 +3,6 @@ package bruteforce
 import (
 	"net/netip"
 	"strings"
-
-	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
 // table is a map with least-recently-used eviction and expiry, reusing dropped entries.
@@ -273,7 +271,7 @@ type lineRing struct {
 }
 
 func (r *lineRing) push(s string) {
-	s = cut(s, finding.MaxLineLen)
+	s = cut(s, maxKeptLine)
 	if len(r.l) < maxEvidence {
 		r.l = append(r.l, s)
 		return
