@@ -26,7 +26,15 @@ sshg_parser() { for d in /usr/libexec/sshguard /usr/lib/x86_64-linux-gnu/sshguar
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  # Only the tools are wanted: keep the packages' daemons from starting and touching the
+  # host's firewall.
+  made=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || { [ -z "$made" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$made" ] || rm -f /usr/sbin/policy-rc.d
+  systemctl disable --now fail2ban sshguard >/dev/null 2>&1 || true
 fi
 PARSER=$(sshg_parser)
 F2B_FILTER=/etc/fail2ban/filter.d/sshd.conf
