@@ -20,6 +20,7 @@ import (
 
 	"github.com/palisade-cwpp/palisade/internal/agent"
 	"github.com/palisade-cwpp/palisade/internal/agent/budget"
+	"github.com/palisade-cwpp/palisade/internal/agent/respond"
 )
 
 const defaultDataDir = "/var/lib/palisade-agent"
@@ -50,6 +51,8 @@ func main() {
 		err = runAgent(ctx, os.Args[2:])
 	case "status":
 		err = runStatus(os.Args[2:])
+	case "firewall":
+		err = runFirewall(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(agent.Version)
 	default:
@@ -68,6 +71,7 @@ Commands:
   enroll   join a console with a one-time token (--server, --token, --ca-pin)
   run      run the agent
   status   show the local agent's identity and spool
+  firewall list the agent's IP blocks, or remove its firewall table (teardown)
   version  print the version
 
 Run 'palisade-agent COMMAND --help' for a command's flags.
@@ -247,5 +251,38 @@ func runStatus(args []string) error {
 	if st.SpoolError != "" {
 		fmt.Printf("spool:         %s\n", st.SpoolError)
 	}
+	return nil
+}
+
+// runFirewall lists the blocks in the agent's firewall table or removes the table. Blocks
+// outlive the agent by design (the kernel expires them); teardown is for uninstalling.
+func runFirewall(ctx context.Context, args []string) error {
+	if len(args) != 1 || (args[0] != "list" && args[0] != "teardown") {
+		return usageError{errors.New("firewall: want list or teardown")}
+	}
+	fw, err := respond.Detect(ctx)
+	if err != nil {
+		return err
+	}
+	defer fw.Close()
+	if args[0] == "teardown" {
+		if err := fw.Teardown(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("removed the agent's %s rules and blocks\n", fw.Name())
+		return nil
+	}
+	entries, err := fw.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		left := "until removed"
+		if e.Remaining > 0 {
+			left = e.Remaining.Round(time.Second).String() + " left"
+		}
+		fmt.Printf("%s\t%s\n", e.Prefix, left)
+	}
+	fmt.Fprintf(os.Stderr, "%d blocks (%s)\n", len(entries), fw.Name())
 	return nil
 }

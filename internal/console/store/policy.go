@@ -19,7 +19,7 @@ type StoredPolicy struct {
 	Body      string    `json:"-"`
 	Version   string    `json:"version"`
 	UpdatedBy string    `json:"updated_by"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // SetPolicy saves the policy of a scope.
