@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/palisade-cwpp/palisade/internal/agent/hostinfo"
+	"github.com/palisade-cwpp/palisade/internal/agent/respond"
 	"github.com/palisade-cwpp/palisade/internal/task"
 	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
 )
@@ -29,6 +31,8 @@ func newTaskRunner(a *Agent) *taskRunner {
 		task.CollectFacts: r.collectFacts,
 		task.BlockIP:      r.block,
 		task.UnblockIP:    r.block,
+		task.Quarantine:   r.quarantine,
+		task.Restore:      r.quarantine,
 	}
 	return r
 }
@@ -90,4 +94,28 @@ func (r *taskRunner) collectFacts(ctx context.Context, t *pb.TaskAssign, progres
 // block runs block-ip and unblock-ip.
 func (r *taskRunner) block(ctx context.Context, t *pb.TaskAssign, progress func(int, string)) (any, error) {
 	return r.a.runBlockTask(ctx, t.GetType(), t.GetParams(), t.GetCreatedBy())
+}
+
+// quarantine runs quarantine-file and restore-file.
+func (r *taskRunner) quarantine(ctx context.Context, t *pb.TaskAssign, progress func(int, string)) (any, error) {
+	q, err := respond.OpenQuarantine(filepath.Join(r.a.cfg.DataDir, "quarantine"))
+	if err != nil {
+		return nil, err
+	}
+	if t.GetType() == task.Restore {
+		var p task.RestoreParams
+		if err := task.Decode(t.GetType(), t.GetParams(), &p); err != nil {
+			return nil, err
+		}
+		return q.Restore(p.ID)
+	}
+	var p task.QuarantineParams
+	if err := task.Decode(t.GetType(), t.GetParams(), &p); err != nil {
+		return nil, err
+	}
+	reason := p.Reason
+	if reason == "" {
+		reason = "ordered by " + t.GetCreatedBy()
+	}
+	return q.Isolate(p.Path, p.SHA256, reason)
 }

@@ -276,3 +276,12 @@ func nftablesIn(t testing.TB) respond.Firewall {
 	t.Cleanup(func() { fw.Close() })
 	return fw
 }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -6,9 +6,11 @@ package task
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/policy"
@@ -16,13 +18,29 @@ import (
 
 // Task types.
 const (
-	CollectFacts = "collect-facts" // no parameters; result: finding.HostFacts
-	BlockIP      = "block-ip"      // BlockParams; result: BlockResult
-	UnblockIP    = "unblock-ip"    // BlockParams (TTL and Reason unused); result: BlockResult
+	CollectFacts = "collect-facts"   // no parameters; result: finding.HostFacts
+	BlockIP      = "block-ip"        // BlockParams; result: BlockResult
+	UnblockIP    = "unblock-ip"      // BlockParams (TTL and Reason unused); result: BlockResult
+	Quarantine   = "quarantine-file" // QuarantineParams; result: the quarantine record
+	Restore      = "restore-file"    // RestoreParams; result: the quarantine record
 )
 
 // Types lists every task type, for validation and help texts.
-var Types = []string{CollectFacts, BlockIP, UnblockIP}
+var Types = []string{CollectFacts, BlockIP, UnblockIP, Quarantine, Restore}
+
+// QuarantineParams names the file to isolate. The SHA-256 is required: the agent isolates the
+// file only if it is still the one that was flagged, so a task cannot be used to remove an
+// arbitrary file by path.
+type QuarantineParams struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RestoreParams names a quarantine item.
+type RestoreParams struct {
+	ID string `json:"id"`
+}
 
 // BlockParams names a source to block or unblock.
 type BlockParams struct {
@@ -55,8 +73,20 @@ func Decode(typ string, params []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%s parameters: %w", typ, err)
 	}
-	if bp, ok := v.(*BlockParams); ok {
-		return bp.validate(typ)
+	switch p := v.(type) {
+	case *BlockParams:
+		return p.validate(typ)
+	case *QuarantineParams:
+		if !strings.HasPrefix(p.Path, "/") || len(p.Path) > 4096 || strings.ContainsRune(p.Path, 0) {
+			return fmt.Errorf("%s: path must be absolute", typ)
+		}
+		if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != 32 {
+			return fmt.Errorf("%s: sha256 must be 64 hex digits", typ)
+		}
+	case *RestoreParams:
+		if p.ID == "" || len(p.ID) > 64 {
+			return fmt.Errorf("%s: id is required", typ)
+		}
 	}
 	return nil
 }
@@ -68,6 +98,10 @@ func Validate(typ string, params []byte) error {
 		return Decode(typ, params, &struct{}{})
 	case BlockIP, UnblockIP:
 		return Decode(typ, params, &BlockParams{})
+	case Quarantine:
+		return Decode(typ, params, &QuarantineParams{})
+	case Restore:
+		return Decode(typ, params, &RestoreParams{})
 	}
 	return fmt.Errorf("unknown task type %q", typ)
 }

@@ -25,6 +25,11 @@ func TestValidate(t *testing.T) {
 		{BlockIP, `{"prefix":"203.0.113.7","reason":"` + strings.Repeat("x", 513) + `"}`, "reason"},
 		{UnblockIP, `{"prefix":"203.0.113.0/24"}`, ""},
 		{"shell", `{"cmd":"id"}`, "unknown task type"},
+		{Quarantine, `{"path":"/tmp/x","sha256":"` + strings.Repeat("ab", 32) + `"}`, ""},
+		{Quarantine, `{"path":"/tmp/x"}`, "sha256"},
+		{Quarantine, `{"path":"tmp/x","sha256":"` + strings.Repeat("ab", 32) + `"}`, "absolute"},
+		{Restore, `{"id":"q-0123"}`, ""},
+		{Restore, `{}`, "id is required"},
 	} {
 		err := Validate(tt.typ, []byte(tt.params))
 		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
