@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 for b in ipset:ipset iptables:iptables ip6tables:iptables nft:nftables; do [ -x "/usr/sbin/${b%%:*}" ] || command -v "${b%%:*}" >/dev/null || need+=("${b#*:}"); done # internal/agent/respond
+[ -f /usr/include/yara.h ] || need+=(libyara-dev) # internal/detect/malware (cgo, go-yara)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -53,6 +53,8 @@ func main() {
 		err = runStatus(os.Args[2:])
 	case "firewall":
 		err = runFirewall(ctx, os.Args[2:])
+	case "scan":
+		err = runScan(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(agent.Version)
 	default:
@@ -72,6 +74,7 @@ Commands:
   run      run the agent
   status   show the local agent's identity and spool
   firewall list the agent's IP blocks, or remove its firewall table (teardown)
+  scan     scan files for malware (exit 0 clean, 1 infected, 2 error)
   version  print the version
 
 Run 'palisade-agent COMMAND --help' for a command's flags.
@@ -152,6 +155,13 @@ type fileConfig struct {
 		Btmp     string   `yaml:"btmp"`
 		GeoIP    string   `yaml:"geoip"`
 	} `yaml:"auth"`
+	Malware struct {
+		Disabled   bool     `yaml:"disabled"`
+		Signatures []string `yaml:"signatures"`
+		YARA       []string `yaml:"yara"`
+		Realtime   []string `yaml:"realtime"`
+		Workers    int      `yaml:"workers"`
+	} `yaml:"malware"`
 }
 
 func loadConfig(path string) (fileConfig, error) {
@@ -179,6 +189,8 @@ func (fc fileConfig) agentConfig() (agent.Config, error) {
 		SpoolSync:     fc.Spool.Sync,
 		Auth: agent.AuthConfig{Disabled: fc.Auth.Disabled, Logs: fc.Auth.Logs, Journal: fc.Auth.Journal,
 			Wtmp: fc.Auth.Wtmp, Btmp: fc.Auth.Btmp, GeoIP: fc.Auth.GeoIP},
+		Malware: agent.MalwareConfig{Disabled: fc.Malware.Disabled, Signatures: fc.Malware.Signatures, YARA: fc.Malware.YARA,
+			Realtime: fc.Malware.Realtime, Workers: fc.Malware.Workers},
 	}
 	if fc.HeartbeatInterval != "" {
 		d, err := time.ParseDuration(fc.HeartbeatInterval)

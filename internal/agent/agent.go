@@ -39,6 +39,8 @@ type Config struct {
 	BatchSize, InFlight int
 	// Auth says where authentication logs and login records are read.
 	Auth AuthConfig
+	// Malware says where signatures and rules are and which directories are watched.
+	Malware MalwareConfig
 	// Firewall is the blocking backend; nil picks the best this host has (nftables, then
 	// ipset/iptables). Tests pass one bound to their own network namespace.
 	Firewall respond.Firewall
@@ -74,6 +76,7 @@ type Agent struct {
 	policyVersion   string
 	policyListeners []func(policy.Policy)
 
+	malware     *malwareEngine // nil when no signatures or rules are installed
 	guard       *respond.Guard // nil when this host cannot block
 	blockReport chan struct{}  // wakes the sender to report active blocks
 }
@@ -180,9 +183,13 @@ func (h *health) snapshot() []finding.ComponentState {
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "host", a.id.HostID, "console", a.id.Server, "budget_mode", a.budget.Mode())
 	a.setupFirewall(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); a.runAuth(ctx) }()
+	a.setupMalware()
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context){a.runAuth, a.runRealtime} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
 	err := a.connectLoop(ctx)
-	<-done
+	wg.Wait()
 	return err
 }

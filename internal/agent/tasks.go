@@ -33,6 +33,7 @@ func newTaskRunner(a *Agent) *taskRunner {
 		task.UnblockIP:    r.block,
 		task.Quarantine:   r.quarantine,
 		task.Restore:      r.quarantine,
+		task.Scan:         r.scan,
 	}
 	return r
 }
@@ -118,4 +119,9 @@ func (r *taskRunner) quarantine(ctx context.Context, t *pb.TaskAssign, progress 
 		reason = "ordered by " + t.GetCreatedBy()
 	}
 	return q.Isolate(p.Path, p.SHA256, reason)
+}
+
+// scan runs a malware scan task.
+func (r *taskRunner) scan(ctx context.Context, t *pb.TaskAssign, progress func(int, string)) (any, error) {
+	return r.a.runScanTask(ctx, t.GetParams(), progress)
 }

@@ -170,13 +170,14 @@ func (tc *testConsole) enrollToken(ttl string) string {
 
 // testAgent is an agent enrolled to a test console, run in-process.
 type testAgent struct {
-	t      testing.TB
-	dir    string
-	fw     respond.Firewall // nil: the agent finds none in a test binary and cannot block
-	auth   agent.AuthConfig // zero: authentication sources off, so the host's own logs stay out
-	a      *agent.Agent
-	cancel context.CancelFunc
-	done   chan error
+	t       testing.TB
+	dir     string
+	fw      respond.Firewall    // nil: the agent finds none in a test binary and cannot block
+	auth    agent.AuthConfig    // zero: authentication sources off, so the host's own logs stay out
+	malware agent.MalwareConfig // zero: no signatures, so nothing is scanned or watched
+	a       *agent.Agent
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 func enrollAgent(t testing.TB, tc *testConsole) *testAgent {
@@ -195,7 +196,7 @@ func (ta *testAgent) start() {
 	if auth.Logs == nil && auth.Journal == nil {
 		auth.Disabled = true
 	}
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth}, quietLog())
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
 	}

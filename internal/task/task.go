@@ -23,10 +23,18 @@ const (
 	UnblockIP    = "unblock-ip"      // BlockParams (TTL and Reason unused); result: BlockResult
 	Quarantine   = "quarantine-file" // QuarantineParams; result: the quarantine record
 	Restore      = "restore-file"    // RestoreParams; result: the quarantine record
+	Scan         = "scan"            // ScanParams; result: counts and infected paths
 )
 
 // Types lists every task type, for validation and help texts.
-var Types = []string{CollectFacts, BlockIP, UnblockIP, Quarantine, Restore}
+var Types = []string{CollectFacts, BlockIP, UnblockIP, Quarantine, Restore, Scan}
+
+// ScanParams says what a malware scan covers: "quick" (common drop locations and the running
+// programs), "full" (the whole file system) or "custom" (Paths).
+type ScanParams struct {
+	Mode  string   `json:"mode"`
+	Paths []string `json:"paths,omitempty"`
+}
 
 // QuarantineParams names the file to isolate. The SHA-256 is required: the agent isolates the
 // file only if it is still the one that was flagged, so a task cannot be used to remove an
@@ -83,6 +91,21 @@ func Decode(typ string, params []byte, v any) error {
 		if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != 32 {
 			return fmt.Errorf("%s: sha256 must be 64 hex digits", typ)
 		}
+	case *ScanParams:
+		switch p.Mode {
+		case "quick", "full":
+		case "custom":
+			if len(p.Paths) == 0 || len(p.Paths) > 100 {
+				return fmt.Errorf("%s: custom mode needs 1-100 paths", typ)
+			}
+			for _, path := range p.Paths {
+				if !strings.HasPrefix(path, "/") || strings.ContainsRune(path, 0) {
+					return fmt.Errorf("%s: path %q must be absolute", typ, path)
+				}
+			}
+		default:
+			return fmt.Errorf("%s: mode must be quick, full or custom", typ)
+		}
 	case *RestoreParams:
 		if p.ID == "" || len(p.ID) > 64 {
 			return fmt.Errorf("%s: id is required", typ)
@@ -102,6 +125,8 @@ func Validate(typ string, params []byte) error {
 		return Decode(typ, params, &QuarantineParams{})
 	case Restore:
 		return Decode(typ, params, &RestoreParams{})
+	case Scan:
+		return Decode(typ, params, &ScanParams{})
 	}
 	return fmt.Errorf("unknown task type %q", typ)
 }

@@ -30,6 +30,11 @@ func TestValidate(t *testing.T) {
 		{Quarantine, `{"path":"tmp/x","sha256":"` + strings.Repeat("ab", 32) + `"}`, "absolute"},
 		{Restore, `{"id":"q-0123"}`, ""},
 		{Restore, `{}`, "id is required"},
+		{Scan, `{"mode":"quick"}`, ""},
+		{Scan, `{"mode":"custom","paths":["/var/www"]}`, ""},
+		{Scan, `{"mode":"custom"}`, "1-100 paths"},
+		{Scan, `{"mode":"custom","paths":["www"]}`, "absolute"},
+		{Scan, `{"mode":"everything"}`, "quick, full or custom"},
 	} {
 		err := Validate(tt.typ, []byte(tt.params))
 		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
