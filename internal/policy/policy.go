@@ -24,7 +24,16 @@ import (
 type Policy struct {
 	BruteForce BruteForce `json:"bruteforce"`
 	Login      Login      `json:"login"`
+	Malware    Malware    `json:"malware"`
 	Response   Response   `json:"response"`
+}
+
+// Malware tunes the malware engine.
+type Malware struct {
+	// Realtime scans files as they are written in the agent's watched directories.
+	Realtime bool `json:"realtime"`
+	// AllowSHA256 lists files (by SHA-256) never reported: false positives an operator cleared.
+	AllowSHA256 []string `json:"allow_sha256,omitempty"`
 }
 
 // BruteForce tunes the brute-force engine. Zero thresholds mean the engine's defaults.
@@ -70,6 +79,7 @@ func Default() Policy {
 	return Policy{
 		BruteForce: BruteForce{Enabled: true},
 		Login:      Login{Enabled: true, Config: login.DefaultConfig()},
+		Malware:    Malware{Realtime: true},
 		Response: Response{
 			AutoBlock:  true,
 			BlockRules: []string{"bruteforce.password-guessing", "bruteforce.user-enumeration", "bruteforce.succeeded"},
@@ -146,6 +156,11 @@ func (p Policy) Validate() error {
 	for i, pl := range p.Login.HomeRegions {
 		if pl.Country == "" {
 			bad("login.home_regions[%d]: country is required", i)
+		}
+	}
+	for i, h := range p.Malware.AllowSHA256 {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
+			bad("malware.allow_sha256[%d]: want 64 hex digits", i)
 		}
 	}
 	for i, s := range p.Response.Allow {

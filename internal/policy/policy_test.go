@@ -118,3 +118,13 @@ func TestForHostKeepsOnlyEntriesForTheHost(t *testing.T) {
 }
 
 func mustEncode(p Policy) []byte { b, _ := p.Encode(); return b }
+
+func TestMalwareAllowlistNeedsSHA256(t *testing.T) {
+	if _, err := Parse([]byte(`{"malware":{"allow_sha256":["abc"]}}`)); err == nil || !strings.Contains(err.Error(), "malware.allow_sha256[0]") {
+		t.Fatalf("got %v", err)
+	}
+	p, err := Parse([]byte(`{"malware":{"allow_sha256":["` + strings.Repeat("ab", 32) + `"]}}`))
+	if err != nil || !p.Malware.Realtime || len(p.Malware.AllowSHA256) != 1 {
+		t.Fatalf("got %+v, %v", p.Malware, err)
+	}
+}
