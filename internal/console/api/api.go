@@ -90,6 +90,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/events", s.require(viewer, s.listEvents))
 	mux.HandleFunc("GET /api/v1/events/{id}", s.require(viewer, s.getEvent))
 	mux.HandleFunc("POST /api/v1/events/{id}/handle", s.require(analyst, s.handleEvent))
+	mux.HandleFunc("POST /api/v1/events/{id}/allowlist", s.require(analyst, s.allowlistEvent))
 
 	mux.HandleFunc("GET /api/v1/tasks", s.require(viewer, s.listTasks))
 	mux.HandleFunc("POST /api/v1/tasks", s.require(analyst, s.createTask))

@@ -510,3 +510,34 @@ func TestLoginAllowClosesCoveredEvents(t *testing.T) {
 	fx.call(request{method: "POST", path: "/api/v1/login-allow", auth: store.RoleAnalyst, body: `{"entry":{"comment":"everything"}}`}, http.StatusBadRequest)
 	fx.call(request{method: "POST", path: "/api/v1/login-allow", auth: store.RoleViewer, body: `{"entry":{"users":["x"]}}`}, http.StatusForbidden)
 }
+
+func TestAllowlistEvent(t *testing.T) {
+	fx := newFixture(t, Config{})
+	ctx := context.Background()
+	sha := strings.Repeat("ab", 32)
+	fs := []finding.Finding{
+		{ID: finding.NewID(), RuleID: "malware.signature", Category: finding.CategoryMalware, Severity: finding.SeverityHigh, Title: "EICAR in /tmp/x",
+			Time: time.Now(), DedupKey: "m", Evidence: finding.Evidence{Path: "/tmp/x", Hashes: map[string]string{"sha256": sha}}},
+		{ID: finding.NewID(), RuleID: "bruteforce.password-guessing", Category: finding.CategoryBruteForce, Severity: finding.SeverityHigh, Title: "guessing",
+			Time: time.Now(), DedupKey: "b", Evidence: finding.Evidence{SourceIP: "198.51.100.20"}},
+		{ID: finding.NewID(), RuleID: "login.new-source", Category: finding.CategoryLogin, Severity: finding.SeverityMedium, Title: "new source",
+			Time: time.Now(), DedupKey: "l", Evidence: finding.Evidence{SourceIP: "203.0.113.5", Users: []string{"deploy"}}},
+	}
+	if _, err := fx.st.IngestFindings(ctx, "h-1", fs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		evs, _, _ := fx.st.ListEvents(ctx, store.EventFilter{Category: string(f.Category)})
+		out := fx.call(request{method: "POST", path: "/api/v1/events/" + evs[0].ID + "/allowlist", auth: store.RoleAnalyst, body: `{"comment":"known"}`}, http.StatusOK)
+		if out["status"] != "ignored" || !strings.Contains(out["comment"].(string), "allowlisted") {
+			t.Errorf("%s: event after allowlisting: %v", f.Category, out)
+		}
+	}
+	v := fx.call(request{method: "GET", path: "/api/v1/policies/fleet", auth: store.RoleViewer}, http.StatusOK)
+	pol := mustMarshal(t, v["policy"])
+	for _, want := range []string{sha, `"198.51.100.20"`, `"deploy"`, `"203.0.113.5/32"`} {
+		if !strings.Contains(string(pol), want) {
+			t.Errorf("fleet policy lacks %s: %s", want, pol)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/palisade-cwpp/palisade/internal/console/store"
+	logindetect "github.com/palisade-cwpp/palisade/internal/detect/login"
+	"github.com/palisade-cwpp/palisade/internal/finding"
+)
+
+// AllowlistRequest is the body of POST /api/v1/events/{id}/allowlist.
+type AllowlistRequest struct {
+	Comment string `json:"comment,omitempty"`
+	// Policy is the policy scope to add the entry to: "fleet" (default) or "group:NAME".
+	Policy string `json:"policy,omitempty"`
+}
+
+// allowlistEvent turns an event into an allowlist entry of its kind and closes the event as
+// ignored: a malware event allowlists its file's SHA-256, a login event its user from its
+// source, a brute-force event exempts its source from blocking.
+func (s *Server) allowlistEvent(w http.ResponseWriter, r *http.Request) {
+	var req AllowlistRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Policy == "" {
+		req.Policy = store.FleetScope
+	}
+	if !validScope(req.Policy) {
+		writeError(w, http.StatusBadRequest, "policy: want fleet or group:NAME")
+		return
+	}
+	ev, err := s.store.EventByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	cur, err := s.policyView(r, req.Policy)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	p := cur.Policy
+	var what string
+	switch ev.Category {
+	case finding.CategoryMalware:
+		h := strings.ToLower(ev.Evidence.Hashes["sha256"])
+		if h == "" {
+			writeError(w, http.StatusBadRequest, "this malware event carries no SHA-256")
+			return
+		}
+		if !slices.Contains(p.Malware.AllowSHA256, h) {
+			p.Malware.AllowSHA256 = append(p.Malware.AllowSHA256, h)
+		}
+		what = "sha256 " + h
+	case finding.CategoryLogin:
+		a := logindetect.Allow{Users: ev.Evidence.Users, Comment: req.Comment}
+		if src, err := netip.ParseAddr(ev.Evidence.SourceIP); err == nil {
+			a.Sources = []netip.Prefix{netip.PrefixFrom(src, src.BitLen())}
+		}
+		if len(a.Users) == 0 && len(a.Sources) == 0 {
+			writeError(w, http.StatusBadRequest, "this login event names no user or source")
+			return
+		}
+		p.Login.Allow = append(p.Login.Allow, a)
+		what = "login of " + strings.Join(a.Users, ",") + " from " + ev.Evidence.SourceIP
+	case finding.CategoryBruteForce:
+		if ev.Evidence.SourceIP == "" {
+			writeError(w, http.StatusBadRequest, "this event names no source address")
+			return
+		}
+		if !slices.Contains(p.Response.Allow, ev.Evidence.SourceIP) {
+			p.Response.Allow = append(p.Response.Allow, ev.Evidence.SourceIP)
+		}
+		what = "never block " + ev.Evidence.SourceIP
+	default:
+		writeError(w, http.StatusBadRequest, "events of category "+string(ev.Category)+" cannot be allowlisted yet")
+		return
+	}
+	if err := p.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, ok := s.savePolicy(w, r, req.Policy, p); !ok {
+		return
+	}
+	comment := "allowlisted: " + what
+	if req.Comment != "" {
+		comment += " (" + req.Comment + ")"
+	}
+	actor := principalFrom(r.Context()).user.Name
+	if err := s.store.HandleEvent(r.Context(), ev.ID, store.StatusIgnored, actor, comment); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.audit(r, "event.allowlisted", ev.ID, comment)
+	ev, err = s.store.EventByID(r.Context(), ev.ID)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
