@@ -169,6 +169,10 @@ func TestCommands(t *testing.T) {
 		{[]string{"blocks", "add", "203.0.113.7"}, exitRejected},
 		{[]string{"blocks", "add", "203.0.113.7", "--ttl", "1h", "--hosts", "h-nope"}, exitRejected},
 		{[]string{"blocks", "remove"}, exitUsage},
+		{[]string{"reputation", "import", "/nonexistent", "--source", "x"}, exitError},
+		{[]string{"reputation", "import", "-"}, exitUsage},
+		{[]string{"reputation", "lookup", "nothex"}, exitRejected},
+		{[]string{"reputation", "lookup", strings.Repeat("0", 64)}, exitOK},
 		{[]string{"version"}, exitOK},
 	}
 	for _, tt := range tests {

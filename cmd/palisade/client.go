@@ -110,6 +110,17 @@ func call(ctx context.Context, method, path string, query url.Values, in, out an
 	return c.do(ctx, method, path, query, in, out)
 }
 
+// doRaw sends a non-JSON body, streamed, and decodes the JSON answer.
+func (c *client) doRaw(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	return c.send(req, out)
+}
+
 // do sends a request with a JSON body (when in is not nil) and decodes the JSON answer into out.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	var body io.Reader
@@ -132,6 +143,11 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	return c.send(req, out)
+}
+
+// send performs a request and decodes its JSON answer, turning error answers into apiError.
+func (c *client) send(req *http.Request, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("reach console: %w", err)

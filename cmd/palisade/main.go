@@ -31,17 +31,18 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run the console (agent API, user API, web UI)", runServe},
-	"login":   {"log the CLI in to a console and save the credentials", runLogin},
-	"token":   {"enrollment tokens: create, list, delete", runToken},
-	"hosts":   {"hosts: list, show, revoke", runHosts},
-	"events":  {"events: list, show, handle", runEvents},
-	"tasks":   {"tasks: create, list, show", runTasks},
-	"users":   {"users: list, create, passwd, role, delete", runUsers},
-	"audit":   {"show the audit log", runAudit},
-	"policy":  {"detection and response policies: list, show, set, delete", runPolicy},
-	"blocks":  {"IP blocks: list, add, remove", runBlocks},
-	"version": {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
+	"serve":      {"run the console (agent API, user API, web UI)", runServe},
+	"login":      {"log the CLI in to a console and save the credentials", runLogin},
+	"token":      {"enrollment tokens: create, list, delete", runToken},
+	"hosts":      {"hosts: list, show, revoke", runHosts},
+	"events":     {"events: list, show, handle", runEvents},
+	"tasks":      {"tasks: create, list, show", runTasks},
+	"users":      {"users: list, create, passwd, role, delete", runUsers},
+	"audit":      {"show the audit log", runAudit},
+	"policy":     {"detection and response policies: list, show, set, delete", runPolicy},
+	"blocks":     {"IP blocks: list, add, remove", runBlocks},
+	"reputation": {"file hash reputation: import a feed, look a hash up", runReputation},
+	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 
 var version = "0.1.0-dev"

@@ -146,3 +146,52 @@ func runBlocks(ctx context.Context, args []string) error {
 		},
 	})
 }
+
+func runReputation(ctx context.Context, args []string) error {
+	return sub(ctx, "reputation", args, map[string]func(context.Context, []string) error{
+		"import": func(ctx context.Context, args []string) error {
+			fs := flag.NewFlagSet("reputation import", flag.ContinueOnError)
+			source := fs.String("source", "", "name of the feed the verdicts come from")
+			pos, err := parse(fs, args, 1, "a file of sha256,verdict[,family] lines (- for standard input)")
+			if err != nil {
+				return err
+			}
+			if *source == "" {
+				return usagef("reputation import: --source is required")
+			}
+			var r io.Reader = os.Stdin
+			if pos[0] != "-" {
+				f, err := os.Open(pos[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			var res api.ImportResult
+			if err := c.doRaw(ctx, "POST", "/api/v1/reputation/import?source="+url.QueryEscape(*source), "text/csv", r, &res); err != nil {
+				return err
+			}
+			fmt.Printf("%s: %d verdicts imported, %d lines skipped\n", res.Source, res.Imported, res.Skipped)
+			for _, e := range res.Errors {
+				fmt.Fprintln(os.Stderr, "  "+e)
+			}
+			return nil
+		},
+		"lookup": func(ctx context.Context, args []string) error {
+			pos, err := parse(flag.NewFlagSet("reputation lookup", flag.ContinueOnError), args, 1, "a SHA-256")
+			if err != nil {
+				return err
+			}
+			var v store.HashVerdict
+			if err := call(ctx, "GET", "/api/v1/reputation/"+url.PathEscape(pos[0]), nil, nil, &v); err != nil {
+				return err
+			}
+			return printJSON(v)
+		},
+	})
+}

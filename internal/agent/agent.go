@@ -77,6 +77,7 @@ type Agent struct {
 	policyListeners []func(policy.Policy)
 
 	malware     *malwareEngine // nil when no signatures or rules are installed
+	rep         *reputation
 	guard       *respond.Guard // nil when this host cannot block
 	blockReport chan struct{}  // wakes the sender to report active blocks
 }
@@ -95,7 +96,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if st := sp.Stats(); st.Corrupt > 0 {
 		log.Warn("spool had torn or corrupt records (agent killed mid-write?); they were cut off", "records", st.Corrupt)
 	}
-	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget), blockReport: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget), blockReport: make(chan struct{}, 1), rep: newReputation()}
 	p, version, err := loadPolicy(cfg.DataDir)
 	if err != nil {
 		log.Warn("saved policy unusable; using the default until the console sends one", "err", err)

@@ -112,6 +112,12 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 				})
 			case *pb.ConsoleMessage_Policy:
 				a.applyPolicy(b.Policy)
+			case *pb.ConsoleMessage_HashVerdicts:
+				for _, f := range a.rep.answer(b.HashVerdicts, time.Now().UTC()) {
+					if err := a.Emit(f); err != nil {
+						a.log.Warn("reputation finding not spooled", "err", err)
+					}
+				}
 			case *pb.ConsoleMessage_Goodbye:
 				cancel(status.Error(codes.PermissionDenied, b.Goodbye.GetReason()))
 				return
@@ -142,6 +148,7 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 	if err := a.sendBlocks(ctx, stream); err != nil {
 		return err
 	}
+	a.rep.reconnected()
 	sent := a.spool.AckedSeq()
 	for {
 		// Take the wake-up channel before reading, so an append right after the read still wakes us.
@@ -178,6 +185,12 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 		case u := <-updates:
 			if err := stream.Send(&pb.AgentMessage{Body: &pb.AgentMessage_TaskUpdate{TaskUpdate: u}}); err != nil {
 				return err
+			}
+		case <-a.rep.ready:
+			for q := a.rep.query(); q != nil; q = a.rep.query() {
+				if err := stream.Send(&pb.AgentMessage{Body: &pb.AgentMessage_HashQuery{HashQuery: q}}); err != nil {
+					return err
+				}
 			}
 		case <-a.blockReport:
 			if err := a.sendBlocks(ctx, stream); err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -285,4 +286,21 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// doJSONRaw posts a text body with the admin token and decodes the JSON answer.
+func doJSONRaw(t testing.TB, tc *testConsole, path, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", tc.c.APIURL()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tc.token)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := tc.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode < 300 {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
 }

@@ -16,6 +16,7 @@ type Metrics struct {
 	enrollments     *prometheus.CounterVec
 	tasksDispatched prometheus.Counter
 	protocolErrors  prometheus.Counter
+	hashLookups     prometheus.Counter
 }
 
 // NewMetrics registers the series with reg.
@@ -29,8 +30,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		enrollments:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "palisade_enrollments_total", Help: "Enrollment attempts by result."}, []string{"result"}),
 		tasksDispatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "palisade_tasks_dispatched_total", Help: "Tasks sent to agents."}),
 		protocolErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "palisade_agent_protocol_errors_total", Help: "Malformed or unknown messages from agents."}),
+		hashLookups:     prometheus.NewCounter(prometheus.CounterOpts{Name: "palisade_reputation_lookups_total", Help: "File hashes agents asked the reputation store about."}),
 	}
-	reg.MustRegister(m.connected, m.streamsRefused, m.heartbeats, m.findings, m.ingestSeconds, m.enrollments, m.tasksDispatched, m.protocolErrors)
+	reg.MustRegister(m.connected, m.streamsRefused, m.heartbeats, m.findings, m.ingestSeconds, m.enrollments, m.tasksDispatched, m.protocolErrors, m.hashLookups)
 	return m
 }
 

@@ -176,6 +176,16 @@ func (s *Server) receive(ctx context.Context, stream pb.AgentService_ConnectServ
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
+		case *pb.AgentMessage_HashQuery:
+			m, err := s.answerHashes(ctx, b.HashQuery)
+			if err != nil {
+				return status.Errorf(codes.Unavailable, "reputation look-up: %v", err)
+			}
+			select {
+			case c.out <- m:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		case *pb.AgentMessage_TaskUpdate:
 			s.taskUpdate(ctx, c.hostID, b.TaskUpdate, log)
 		default:
@@ -344,4 +354,55 @@ func (s *Server) taskUpdate(ctx context.Context, hostID string, u *pb.TaskUpdate
 	if err := s.store.UpdateTaskHost(ctx, th); err != nil {
 		log.Warn("task update not applied", "task", th.TaskID, "err", err)
 	}
+}
+
+// maxHashQuery bounds one reputation query.
+const maxHashQuery = 1000
+
+// answerHashes looks up an agent's hashes in the reputation store. Malformed hashes are
+// answered "unknown" without a look-up.
+func (s *Server) answerHashes(ctx context.Context, q *pb.HashQuery) (*pb.ConsoleMessage, error) {
+	hashes := q.GetSha256()
+	if len(hashes) > maxHashQuery {
+		s.metrics.protocolErrors.Inc()
+		hashes = hashes[:maxHashQuery]
+	}
+	var valid []string
+	for _, h := range hashes {
+		if isSHA256(h) {
+			valid = append(valid, strings.ToLower(h))
+		}
+	}
+	found, err := s.store.LookupHashes(ctx, valid)
+	if err != nil {
+		return nil, err
+	}
+	byHash := make(map[string]store.HashVerdict, len(found))
+	for _, v := range found {
+		byHash[v.SHA256] = v
+	}
+	out := &pb.HashVerdicts{Id: q.GetId()}
+	for _, h := range hashes {
+		v, ok := byHash[strings.ToLower(h)]
+		if !ok {
+			v = store.HashVerdict{SHA256: clip(h, 64), Verdict: store.VerdictUnknown}
+		}
+		out.Verdicts = append(out.Verdicts, &pb.HashVerdict{Sha256: v.SHA256, Verdict: v.Verdict, Family: v.Family,
+			Sources: uint32(v.Sources), Malicious: uint32(v.Malicious)})
+	}
+	s.metrics.hashLookups.Add(float64(len(hashes)))
+	return &pb.ConsoleMessage{Body: &pb.ConsoleMessage_HashVerdicts{HashVerdicts: out}}, nil
+}
+
+func isSHA256(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i] | 0x20
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -118,6 +118,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 	mux.HandleFunc("POST /api/v1/login-allow", s.require(analyst, s.addLoginAllow))
 
+	mux.HandleFunc("POST /api/v1/reputation/import", s.require(admin, s.importReputation))
+	mux.HandleFunc("GET /api/v1/reputation/{sha256}", s.require(viewer, s.lookupReputation))
+
 	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))
 	mux.HandleFunc("POST /api/v1/blocks", s.require(analyst, s.createBlock))
 	mux.HandleFunc("POST /api/v1/blocks/remove", s.require(analyst, s.removeBlock))

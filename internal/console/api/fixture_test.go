@@ -269,6 +269,8 @@ func (fx *fixture) routes() []request {
 		{method: "PUT", path: "/api/v1/policies/group:web", body: `{"bruteforce":{"enabled":true,"failures_per_source":3},"login":{"enabled":true},"response":{"auto_block":false}}`, auth: "admin"},
 		{method: "DELETE", path: "/api/v1/policies/group:web", auth: "admin"},
 		{method: "POST", path: "/api/v1/login-allow", body: `{"entry":{"users":["deploy"],"sources":["192.0.2.0/24"]},"close_covered":true}`, auth: "analyst"},
+		{method: "POST", path: "/api/v1/reputation/import?source=feed-a", body: "# sha256,verdict,family\n" + strings.Repeat("ab", 32) + ",malicious,Mirai\nnot-a-hash,clean\n", auth: "admin"},
+		{method: "GET", path: "/api/v1/reputation/" + strings.Repeat("ab", 32), auth: "viewer"},
 		{method: "GET", path: "/api/v1/blocks?host=h-1&limit=10", auth: "viewer"},
 		{method: "POST", path: "/api/v1/blocks", body: `{"prefix":"203.0.113.7","ttl":"1h","reason":"scanner","hosts":["h-1"]}`, auth: "analyst"},
 		{method: "POST", path: "/api/v1/blocks/remove", body: `{"prefix":"203.0.113.7","hosts":["h-1"]}`, auth: "analyst"},

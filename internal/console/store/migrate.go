@@ -131,6 +131,16 @@ CREATE TABLE blocks (
 CREATE INDEX blocks_prefix ON blocks(prefix);
 ALTER TABLE hosts ADD COLUMN firewall TEXT NOT NULL DEFAULT '';
 `,
+	3: `
+CREATE TABLE reputation (
+	sha256 TEXT NOT NULL,
+	source TEXT NOT NULL,
+	verdict TEXT NOT NULL,
+	family TEXT NOT NULL,
+	updated_at BIGINT NOT NULL,
+	PRIMARY KEY (sha256, source)
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -157,6 +157,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Findings
 	//	*AgentMessage_TaskUpdate
 	//	*AgentMessage_Blocks
+	//	*AgentMessage_HashQuery
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -244,6 +245,15 @@ func (x *AgentMessage) GetBlocks() *BlockReport {
 	return nil
 }
 
+func (x *AgentMessage) GetHashQuery() *HashQuery {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_HashQuery); ok {
+			return x.HashQuery
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -268,6 +278,10 @@ type AgentMessage_Blocks struct {
 	Blocks *BlockReport `protobuf:"bytes,5,opt,name=blocks,proto3,oneof"`
 }
 
+type AgentMessage_HashQuery struct {
+	HashQuery *HashQuery `protobuf:"bytes,6,opt,name=hash_query,json=hashQuery,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Body() {}
@@ -278,6 +292,8 @@ func (*AgentMessage_TaskUpdate) isAgentMessage_Body() {}
 
 func (*AgentMessage_Blocks) isAgentMessage_Body() {}
 
+func (*AgentMessage_HashQuery) isAgentMessage_Body() {}
+
 type ConsoleMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Body:
@@ -286,6 +302,7 @@ type ConsoleMessage struct {
 	//	*ConsoleMessage_Task
 	//	*ConsoleMessage_Goodbye
 	//	*ConsoleMessage_Policy
+	//	*ConsoleMessage_HashVerdicts
 	Body          isConsoleMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -364,6 +381,15 @@ func (x *ConsoleMessage) GetPolicy() *Policy {
 	return nil
 }
 
+func (x *ConsoleMessage) GetHashVerdicts() *HashVerdicts {
+	if x != nil {
+		if x, ok := x.Body.(*ConsoleMessage_HashVerdicts); ok {
+			return x.HashVerdicts
+		}
+	}
+	return nil
+}
+
 type isConsoleMessage_Body interface {
 	isConsoleMessage_Body()
 }
@@ -386,6 +412,10 @@ type ConsoleMessage_Policy struct {
 	Policy *Policy `protobuf:"bytes,4,opt,name=policy,proto3,oneof"`
 }
 
+type ConsoleMessage_HashVerdicts struct {
+	HashVerdicts *HashVerdicts `protobuf:"bytes,5,opt,name=hash_verdicts,json=hashVerdicts,proto3,oneof"`
+}
+
 func (*ConsoleMessage_Ack) isConsoleMessage_Body() {}
 
 func (*ConsoleMessage_Task) isConsoleMessage_Body() {}
@@ -393,6 +423,8 @@ func (*ConsoleMessage_Task) isConsoleMessage_Body() {}
 func (*ConsoleMessage_Goodbye) isConsoleMessage_Body() {}
 
 func (*ConsoleMessage_Policy) isConsoleMessage_Body() {}
+
+func (*ConsoleMessage_HashVerdicts) isConsoleMessage_Body() {}
 
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1283,6 +1315,191 @@ func (x *ActiveBlock) GetSource() string {
 	return ""
 }
 
+// The agent asks the console's reputation store about files it scanned: only hashes travel,
+// never file contents.
+type HashQuery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Lower-case hex SHA-256 digests, at most 1,000.
+	Sha256        []string `protobuf:"bytes,2,rep,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HashQuery) Reset() {
+	*x = HashQuery{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HashQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HashQuery) ProtoMessage() {}
+
+func (x *HashQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HashQuery.ProtoReflect.Descriptor instead.
+func (*HashQuery) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HashQuery) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HashQuery) GetSha256() []string {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+type HashVerdicts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Verdicts      []*HashVerdict         `protobuf:"bytes,2,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HashVerdicts) Reset() {
+	*x = HashVerdicts{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HashVerdicts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HashVerdicts) ProtoMessage() {}
+
+func (x *HashVerdicts) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HashVerdicts.ProtoReflect.Descriptor instead.
+func (*HashVerdicts) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HashVerdicts) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HashVerdicts) GetVerdicts() []*HashVerdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
+type HashVerdict struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Sha256 string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// "malicious", "suspicious", "clean" or "unknown".
+	Verdict string `protobuf:"bytes,2,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Family  string `protobuf:"bytes,3,opt,name=family,proto3" json:"family,omitempty"`
+	// How many sources hold an opinion, and how many call it malicious.
+	Sources       uint32 `protobuf:"varint,4,opt,name=sources,proto3" json:"sources,omitempty"`
+	Malicious     uint32 `protobuf:"varint,5,opt,name=malicious,proto3" json:"malicious,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HashVerdict) Reset() {
+	*x = HashVerdict{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HashVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HashVerdict) ProtoMessage() {}
+
+func (x *HashVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HashVerdict.ProtoReflect.Descriptor instead.
+func (*HashVerdict) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HashVerdict) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *HashVerdict) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *HashVerdict) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *HashVerdict) GetSources() uint32 {
+	if x != nil {
+		return x.Sources
+	}
+	return 0
+}
+
+func (x *HashVerdict) GetMalicious() uint32 {
+	if x != nil {
+		return x.Malicious
+	}
+	return 0
+}
+
 var File_proto_palisade_v1_agent_proto protoreflect.FileDescriptor
 
 const file_proto_palisade_v1_agent_proto_rawDesc = "" +
@@ -1295,20 +1512,23 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12'\n" +
 	"\x0fcertificate_pem\x18\x02 \x01(\fR\x0ecertificatePem\x12\x15\n" +
-	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"\xa3\x02\n" +
+	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"\xdc\x02\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.palisade.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.palisade.v1.HeartbeatH\x00R\theartbeat\x127\n" +
 	"\bfindings\x18\x03 \x01(\v2\x19.palisade.v1.FindingBatchH\x00R\bfindings\x12:\n" +
 	"\vtask_update\x18\x04 \x01(\v2\x17.palisade.v1.TaskUpdateH\x00R\n" +
 	"taskUpdate\x122\n" +
-	"\x06blocks\x18\x05 \x01(\v2\x18.palisade.v1.BlockReportH\x00R\x06blocksB\x06\n" +
-	"\x04body\"\xce\x01\n" +
+	"\x06blocks\x18\x05 \x01(\v2\x18.palisade.v1.BlockReportH\x00R\x06blocks\x127\n" +
+	"\n" +
+	"hash_query\x18\x06 \x01(\v2\x16.palisade.v1.HashQueryH\x00R\thashQueryB\x06\n" +
+	"\x04body\"\x90\x02\n" +
 	"\x0eConsoleMessage\x12$\n" +
 	"\x03ack\x18\x01 \x01(\v2\x10.palisade.v1.AckH\x00R\x03ack\x12-\n" +
 	"\x04task\x18\x02 \x01(\v2\x17.palisade.v1.TaskAssignH\x00R\x04task\x120\n" +
 	"\agoodbye\x18\x03 \x01(\v2\x14.palisade.v1.GoodbyeH\x00R\agoodbye\x12-\n" +
-	"\x06policy\x18\x04 \x01(\v2\x13.palisade.v1.PolicyH\x00R\x06policyB\x06\n" +
+	"\x06policy\x18\x04 \x01(\v2\x13.palisade.v1.PolicyH\x00R\x06policy\x12@\n" +
+	"\rhash_verdicts\x18\x05 \x01(\v2\x19.palisade.v1.HashVerdictsH\x00R\fhashVerdictsB\x06\n" +
 	"\x04body\"R\n" +
 	"\x05Hello\x12,\n" +
 	"\x05facts\x18\x01 \x01(\v2\x16.palisade.v1.HostFactsR\x05facts\x12\x1b\n" +
@@ -1385,7 +1605,19 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12!\n" +
 	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
-	"\x06source\x18\x04 \x01(\tR\x06source2\x98\x01\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"3\n" +
+	"\tHashQuery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06sha256\x18\x02 \x03(\tR\x06sha256\"T\n" +
+	"\fHashVerdicts\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x124\n" +
+	"\bverdicts\x18\x02 \x03(\v2\x18.palisade.v1.HashVerdictR\bverdicts\"\x8f\x01\n" +
+	"\vHashVerdict\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x18\n" +
+	"\averdict\x18\x02 \x01(\tR\averdict\x12\x16\n" +
+	"\x06family\x18\x03 \x01(\tR\x06family\x12\x18\n" +
+	"\asources\x18\x04 \x01(\rR\asources\x12\x1c\n" +
+	"\tmalicious\x18\x05 \x01(\rR\tmalicious2\x98\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.palisade.v1.EnrollRequest\x1a\x1b.palisade.v1.EnrollResponse\x12E\n" +
 	"\aConnect\x12\x19.palisade.v1.AgentMessage\x1a\x1b.palisade.v1.ConsoleMessage(\x010\x01B@Z>github.com/palisade-cwpp/palisade/proto/palisade/v1;palisadev1b\x06proto3"
@@ -1402,7 +1634,7 @@ func file_proto_palisade_v1_agent_proto_rawDescGZIP() []byte {
 	return file_proto_palisade_v1_agent_proto_rawDescData
 }
 
-var file_proto_palisade_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_proto_palisade_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_proto_palisade_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),  // 0: palisade.v1.EnrollRequest
 	(*EnrollResponse)(nil), // 1: palisade.v1.EnrollResponse
@@ -1421,6 +1653,9 @@ var file_proto_palisade_v1_agent_proto_goTypes = []any{
 	(*Policy)(nil),         // 14: palisade.v1.Policy
 	(*BlockReport)(nil),    // 15: palisade.v1.BlockReport
 	(*ActiveBlock)(nil),    // 16: palisade.v1.ActiveBlock
+	(*HashQuery)(nil),      // 17: palisade.v1.HashQuery
+	(*HashVerdicts)(nil),   // 18: palisade.v1.HashVerdicts
+	(*HashVerdict)(nil),    // 19: palisade.v1.HashVerdict
 }
 var file_proto_palisade_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: palisade.v1.EnrollRequest.facts:type_name -> palisade.v1.HostFacts
@@ -1429,23 +1664,26 @@ var file_proto_palisade_v1_agent_proto_depIdxs = []int32{
 	9,  // 3: palisade.v1.AgentMessage.findings:type_name -> palisade.v1.FindingBatch
 	12, // 4: palisade.v1.AgentMessage.task_update:type_name -> palisade.v1.TaskUpdate
 	15, // 5: palisade.v1.AgentMessage.blocks:type_name -> palisade.v1.BlockReport
-	10, // 6: palisade.v1.ConsoleMessage.ack:type_name -> palisade.v1.Ack
-	11, // 7: palisade.v1.ConsoleMessage.task:type_name -> palisade.v1.TaskAssign
-	13, // 8: palisade.v1.ConsoleMessage.goodbye:type_name -> palisade.v1.Goodbye
-	14, // 9: palisade.v1.ConsoleMessage.policy:type_name -> palisade.v1.Policy
-	5,  // 10: palisade.v1.Hello.facts:type_name -> palisade.v1.HostFacts
-	7,  // 11: palisade.v1.Heartbeat.cost:type_name -> palisade.v1.AgentCost
-	8,  // 12: palisade.v1.Heartbeat.components:type_name -> palisade.v1.ComponentState
-	16, // 13: palisade.v1.BlockReport.blocks:type_name -> palisade.v1.ActiveBlock
-	0,  // 14: palisade.v1.AgentService.Enroll:input_type -> palisade.v1.EnrollRequest
-	2,  // 15: palisade.v1.AgentService.Connect:input_type -> palisade.v1.AgentMessage
-	1,  // 16: palisade.v1.AgentService.Enroll:output_type -> palisade.v1.EnrollResponse
-	3,  // 17: palisade.v1.AgentService.Connect:output_type -> palisade.v1.ConsoleMessage
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	17, // 6: palisade.v1.AgentMessage.hash_query:type_name -> palisade.v1.HashQuery
+	10, // 7: palisade.v1.ConsoleMessage.ack:type_name -> palisade.v1.Ack
+	11, // 8: palisade.v1.ConsoleMessage.task:type_name -> palisade.v1.TaskAssign
+	13, // 9: palisade.v1.ConsoleMessage.goodbye:type_name -> palisade.v1.Goodbye
+	14, // 10: palisade.v1.ConsoleMessage.policy:type_name -> palisade.v1.Policy
+	18, // 11: palisade.v1.ConsoleMessage.hash_verdicts:type_name -> palisade.v1.HashVerdicts
+	5,  // 12: palisade.v1.Hello.facts:type_name -> palisade.v1.HostFacts
+	7,  // 13: palisade.v1.Heartbeat.cost:type_name -> palisade.v1.AgentCost
+	8,  // 14: palisade.v1.Heartbeat.components:type_name -> palisade.v1.ComponentState
+	16, // 15: palisade.v1.BlockReport.blocks:type_name -> palisade.v1.ActiveBlock
+	19, // 16: palisade.v1.HashVerdicts.verdicts:type_name -> palisade.v1.HashVerdict
+	0,  // 17: palisade.v1.AgentService.Enroll:input_type -> palisade.v1.EnrollRequest
+	2,  // 18: palisade.v1.AgentService.Connect:input_type -> palisade.v1.AgentMessage
+	1,  // 19: palisade.v1.AgentService.Enroll:output_type -> palisade.v1.EnrollResponse
+	3,  // 20: palisade.v1.AgentService.Connect:output_type -> palisade.v1.ConsoleMessage
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_proto_palisade_v1_agent_proto_init() }
@@ -1459,12 +1697,14 @@ func file_proto_palisade_v1_agent_proto_init() {
 		(*AgentMessage_Findings)(nil),
 		(*AgentMessage_TaskUpdate)(nil),
 		(*AgentMessage_Blocks)(nil),
+		(*AgentMessage_HashQuery)(nil),
 	}
 	file_proto_palisade_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*ConsoleMessage_Ack)(nil),
 		(*ConsoleMessage_Task)(nil),
 		(*ConsoleMessage_Goodbye)(nil),
 		(*ConsoleMessage_Policy)(nil),
+		(*ConsoleMessage_HashVerdicts)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1472,7 +1712,7 @@ func file_proto_palisade_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_palisade_v1_agent_proto_rawDesc), len(file_proto_palisade_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
