@@ -19,11 +19,22 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 )
 
-func table(header string, rows func(w *tabwriter.Writer)) {
+// list fetches a page of T and prints it: as JSON, or as a table with one row of fields per
+// item. It returns the page for callers that print more.
+func list[T any](ctx context.Context, path string, q url.Values, asJSON bool, header string, row func(T) []string) (api.Page[T], error) {
+	var p api.Page[T]
+	if err := call(ctx, "GET", path, q, nil, &p); err != nil {
+		return p, err
+	}
+	if asJSON {
+		return p, printJSON(p)
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, header)
-	rows(w)
-	w.Flush()
+	for _, it := range p.Items {
+		fmt.Fprintln(w, strings.Join(row(it), "\t"))
+	}
+	return p, w.Flush()
 }
 
 func ts(t time.Time) string {
@@ -121,19 +132,10 @@ func runToken(ctx context.Context, args []string) error {
 			if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 				return err
 			}
-			var p api.Page[store.EnrollToken]
-			if err := call(ctx, "GET", "/api/v1/enroll-tokens", nil, nil, &p); err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(p)
-			}
-			table("ID\tGROUP\tCREATED BY\tEXPIRES\tUSED BY", func(w *tabwriter.Writer) {
-				for _, t := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Group, t.CreatedBy, ts(t.ExpiresAt), orDash(t.UsedBy))
-				}
+			_, err := list(ctx, "/api/v1/enroll-tokens", nil, *asJSON, "ID\tGROUP\tCREATED BY\tEXPIRES\tUSED BY", func(t store.EnrollToken) []string {
+				return []string{t.ID, t.Group, t.CreatedBy, ts(t.ExpiresAt), orDash(t.UsedBy)}
 			})
-			return nil
+			return err
 		},
 		"delete": func(ctx context.Context, args []string) error {
 			fs := flag.NewFlagSet("token delete", flag.ContinueOnError)
@@ -170,20 +172,10 @@ func runHosts(ctx context.Context, args []string) error {
 					q.Set(k, v)
 				}
 			}
-			var p api.Page[store.Host]
-			if err := call(ctx, "GET", "/api/v1/hosts", q, nil, &p); err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(p)
-			}
-			table("ID\tHOSTNAME\tGROUP\tSTATUS\tOS\tAGENT\tLAST SEEN", func(w *tabwriter.Writer) {
-				for _, h := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Hostname, h.Group, hostState(h), orDash(h.Facts.OSPretty),
-						orDash(h.Facts.AgentVersion), ts(h.LastSeen))
-				}
+			_, err := list(ctx, "/api/v1/hosts", q, *asJSON, "ID\tHOSTNAME\tGROUP\tSTATUS\tOS\tAGENT\tLAST SEEN", func(h store.Host) []string {
+				return []string{h.ID, h.Hostname, h.Group, hostState(h), orDash(h.Facts.OSPretty), orDash(h.Facts.AgentVersion), ts(h.LastSeen)}
 			})
-			return nil
+			return err
 		},
 		"show": func(ctx context.Context, args []string) error {
 			return showJSON(ctx, args, "hosts show", "a host ID", "/api/v1/hosts/", &store.Host{})
@@ -245,20 +237,13 @@ func runEvents(ctx context.Context, args []string) error {
 					q.Set(n, *v)
 				}
 			}
-			var p api.Page[store.Event]
-			if err := call(ctx, "GET", "/api/v1/events", q, nil, &p); err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(p)
-			}
-			table("ID\tSEVERITY\tCATEGORY\tHOST\tCOUNT\tLAST SEEN\tSTATUS\tTITLE", func(w *tabwriter.Writer) {
-				for _, e := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, e.Severity, e.Category, orDash(e.Hostname), e.Count, ts(e.LastSeen), e.Status, e.Title)
-				}
+			p, err := list(ctx, "/api/v1/events", q, *asJSON, "ID\tSEVERITY\tCATEGORY\tHOST\tCOUNT\tLAST SEEN\tSTATUS\tTITLE", func(e store.Event) []string {
+				return []string{e.ID, e.Severity, string(e.Category), orDash(e.Hostname), fmt.Sprint(e.Count), ts(e.LastSeen), e.Status, e.Title}
 			})
-			fmt.Fprintf(os.Stderr, "%d of %d events\n", len(p.Items), p.Total)
-			return nil
+			if err == nil && !*asJSON {
+				fmt.Fprintf(os.Stderr, "%d of %d events\n", len(p.Items), p.Total)
+			}
+			return err
 		},
 		"show": func(ctx context.Context, args []string) error {
 			return showJSON(ctx, args, "events show", "an event ID", "/api/v1/events/", &store.Event{})
@@ -330,19 +315,10 @@ func runTasks(ctx context.Context, args []string) error {
 			if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 				return err
 			}
-			var p api.Page[store.Task]
-			if err := call(ctx, "GET", "/api/v1/tasks", nil, nil, &p); err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(p)
-			}
-			table("ID\tTYPE\tCREATED BY\tCREATED\tEXPIRES", func(w *tabwriter.Writer) {
-				for _, t := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Type, t.CreatedBy, ts(t.CreatedAt), ts(t.ExpiresAt))
-				}
+			_, err := list(ctx, "/api/v1/tasks", nil, *asJSON, "ID\tTYPE\tCREATED BY\tCREATED\tEXPIRES", func(t store.Task) []string {
+				return []string{t.ID, t.Type, t.CreatedBy, ts(t.CreatedAt), ts(t.ExpiresAt)}
 			})
-			return nil
+			return err
 		},
 		"show": func(ctx context.Context, args []string) error {
 			return showJSON(ctx, args, "tasks show", "a task ID", "/api/v1/tasks/", &store.Task{})
@@ -387,16 +363,10 @@ func runUsers(ctx context.Context, args []string) error {
 			if _, err := parse(flag.NewFlagSet("users list", flag.ContinueOnError), args, 0, "no arguments"); err != nil {
 				return err
 			}
-			var p api.Page[store.User]
-			if err := call(ctx, "GET", "/api/v1/users", nil, nil, &p); err != nil {
-				return err
-			}
-			table("ID\tNAME\tROLE\tCREATED", func(w *tabwriter.Writer) {
-				for _, u := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.ID, u.Name, u.Role, ts(u.CreatedAt))
-				}
+			_, err := list(ctx, "/api/v1/users", nil, false, "ID\tNAME\tROLE\tCREATED", func(u store.User) []string {
+				return []string{u.ID, u.Name, u.Role, ts(u.CreatedAt)}
 			})
-			return nil
+			return err
 		},
 		"create": func(ctx context.Context, args []string) error {
 			fs := flag.NewFlagSet("users create", flag.ContinueOnError)
@@ -484,17 +454,8 @@ func runAudit(ctx context.Context, args []string) error {
 	if *action != "" {
 		q.Set("action", *action)
 	}
-	var p api.Page[store.AuditEntry]
-	if err := call(ctx, "GET", "/api/v1/audit", q, nil, &p); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(p)
-	}
-	table("TIME\tACTOR\tACTION\tTARGET\tDETAIL\tFROM", func(w *tabwriter.Writer) {
-		for _, e := range p.Items {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ts(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote)
-		}
+	_, err := list(ctx, "/api/v1/audit", q, *asJSON, "TIME\tACTOR\tACTION\tTARGET\tDETAIL\tFROM", func(e store.AuditEntry) []string {
+		return []string{ts(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote}
 	})
-	return nil
+	return err
 }

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/palisade-cwpp/palisade/internal/console/api"
 	"github.com/palisade-cwpp/palisade/internal/console/store"
@@ -21,16 +20,10 @@ func runPolicy(ctx context.Context, args []string) error {
 			if _, err := parse(flag.NewFlagSet("policy list", flag.ContinueOnError), args, 0, "no arguments"); err != nil {
 				return err
 			}
-			var p api.Page[api.PolicyView]
-			if err := call(ctx, "GET", "/api/v1/policies", nil, nil, &p); err != nil {
-				return err
-			}
-			table("SCOPE\tVERSION\tUPDATED BY\tUPDATED", func(w *tabwriter.Writer) {
-				for _, v := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Scope, v.Version, v.UpdatedBy, ts(v.UpdatedAt))
-				}
+			_, err := list(ctx, "/api/v1/policies", nil, false, "SCOPE\tVERSION\tUPDATED BY\tUPDATED", func(v api.PolicyView) []string {
+				return []string{v.Scope, v.Version, v.UpdatedBy, ts(v.UpdatedAt)}
 			})
-			return nil
+			return err
 		},
 		"show": func(ctx context.Context, args []string) error {
 			pos, err := parse(flag.NewFlagSet("policy show", flag.ContinueOnError), args, 1, "a scope: fleet or group:NAME")
@@ -124,19 +117,10 @@ func runBlocks(ctx context.Context, args []string) error {
 			if *source != "" {
 				q.Set("source", *source)
 			}
-			var p api.Page[store.ActiveBlock]
-			if err := call(ctx, "GET", "/api/v1/blocks", q, nil, &p); err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(p)
-			}
-			table("PREFIX\tHOST\tSOURCE\tEXPIRES\tREASON", func(w *tabwriter.Writer) {
-				for _, b := range p.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", b.Prefix, orDash(b.Hostname), b.Source, ts(b.ExpiresAt), b.Reason)
-				}
+			_, err := list(ctx, "/api/v1/blocks", q, *asJSON, "PREFIX\tHOST\tSOURCE\tEXPIRES\tREASON", func(b store.ActiveBlock) []string {
+				return []string{b.Prefix, orDash(b.Hostname), b.Source, ts(b.ExpiresAt), b.Reason}
 			})
-			return nil
+			return err
 		},
 		"add": func(ctx context.Context, args []string) error {
 			return order(ctx, "blocks add", "/api/v1/blocks", args, true)
