@@ -85,6 +85,9 @@ type Agent struct {
 // New opens the agent's identity and spool in cfg.DataDir.
 func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	cfg.defaults()
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs // compared with the absolute paths file events carry
+	}
 	id, err := LoadIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, err
