@@ -23,6 +23,7 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/agent/spool"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 	"github.com/palisade-cwpp/palisade/internal/policy"
+	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
 )
 
 // Version is the agent's version, set at build time with -ldflags.
@@ -78,8 +79,10 @@ type Agent struct {
 
 	malware     *malwareEngine // nil when no signatures or rules are installed
 	rep         *reputation
-	guard       *respond.Guard // nil when this host cannot block
-	blockReport chan struct{}  // wakes the sender to report active blocks
+	guard       *respond.Guard      // nil when this host cannot block
+	updates     chan *pb.TaskUpdate // task progress and results, drained by whichever session is up
+	runCtx      context.Context     // Run's context, which tasks run under
+	blockReport chan struct{}       // wakes the sender to report active blocks
 }
 
 // New opens the agent's identity and spool in cfg.DataDir.
@@ -99,7 +102,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if st := sp.Stats(); st.Corrupt > 0 {
 		log.Warn("spool had torn or corrupt records (agent killed mid-write?); they were cut off", "records", st.Corrupt)
 	}
-	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget), blockReport: make(chan struct{}, 1), rep: newReputation()}
+	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget), blockReport: make(chan struct{}, 1), rep: newReputation(),
+		updates: make(chan *pb.TaskUpdate, 256), runCtx: context.Background()}
 	p, version, err := loadPolicy(cfg.DataDir)
 	if err != nil {
 		log.Warn("saved policy unusable; using the default until the console sends one", "err", err)
@@ -186,6 +190,7 @@ func (h *health) snapshot() []finding.ComponentState {
 // Run keeps the console connection alive until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "host", a.id.HostID, "console", a.id.Server, "budget_mode", a.budget.Mode())
+	a.runCtx = ctx
 	a.setupFirewall(ctx)
 	a.setupMalware()
 	var wg sync.WaitGroup

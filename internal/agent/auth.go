@@ -198,6 +198,16 @@ func (p *authPipeline) run(ctx context.Context) {
 			}
 		}()
 	}
+	// wtmp first: whether it runs decides, before any log line is read, that accepted-login
+	// lines feed only the brute-force engine.
+	if w, err := source.OpenUtmp(p.cfg.Wtmp, source.FindState(states, p.cfg.Wtmp), opt("wtmp")); err != nil {
+		p.a.health.set(source.ComponentStateOf("wtmp", err))
+	} else {
+		p.mu.Lock()
+		p.wtmp, p.wtmpOK = w, true
+		p.mu.Unlock()
+		start("wtmp", func() error { return w.Run(ctx, func(r source.UtmpRecord) error { p.wtmpRecord(ctx, r); return nil }) })
+	}
 	textSources := 0
 	for _, path := range p.cfg.Logs {
 		t, err := source.OpenTail(path, source.FindState(states, path), opt("file:"+path))
@@ -238,12 +248,6 @@ func (p *authPipeline) run(ctx context.Context) {
 				})
 			})
 		}
-	}
-	if w, err := source.OpenUtmp(p.cfg.Wtmp, source.FindState(states, p.cfg.Wtmp), opt("wtmp")); err != nil {
-		p.a.health.set(source.ComponentStateOf("wtmp", err))
-	} else {
-		p.wtmp, p.wtmpOK = w, true
-		start("wtmp", func() error { return w.Run(ctx, func(r source.UtmpRecord) error { p.wtmpRecord(ctx, r); return nil }) })
 	}
 	if textSources == 0 {
 		if b, err := source.OpenUtmp(p.cfg.Btmp, source.FindState(states, p.cfg.Btmp), opt("btmp")); err != nil {

@@ -46,9 +46,10 @@ func (a *Agent) Policy() policy.Policy { return *a.policy.Load() }
 // OnPolicy registers fn to be called with every new policy (and once now with the current one).
 func (a *Agent) OnPolicy(fn func(policy.Policy)) {
 	a.policyMu.Lock()
+	defer a.policyMu.Unlock()
 	a.policyListeners = append(a.policyListeners, fn)
-	a.policyMu.Unlock()
-	fn(a.Policy())
+	fn(a.Policy()) // under the lock, so a policy arriving now is applied after this one
+
 }
 
 // applyPolicy takes a policy from the console: validates it, saves it, and hands it to the

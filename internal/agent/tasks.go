@@ -23,6 +23,8 @@ type taskRunner struct {
 	types   map[string]taskFunc
 	mu      sync.Mutex
 	running map[string]bool // task IDs in progress, so a redelivered task is not run twice
+
+	quarantineMu sync.Mutex
 }
 
 func newTaskRunner(a *Agent) *taskRunner {
@@ -99,6 +101,9 @@ func (r *taskRunner) block(ctx context.Context, t *pb.TaskAssign, progress func(
 
 // quarantine runs quarantine-file and restore-file.
 func (r *taskRunner) quarantine(ctx context.Context, t *pb.TaskAssign, progress func(int, string)) (any, error) {
+	// One store, one key: quarantine tasks run one at a time.
+	r.quarantineMu.Lock()
+	defer r.quarantineMu.Unlock()
 	q, err := respond.OpenQuarantine(filepath.Join(r.a.cfg.DataDir, "quarantine"))
 	if err != nil {
 		return nil, err

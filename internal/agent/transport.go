@@ -84,7 +84,6 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 		return err
 	}
 	acks := make(chan uint64, 16)
-	updates := make(chan *pb.TaskUpdate, 64)
 	go func() {
 		for {
 			m, err := stream.Recv()
@@ -104,10 +103,13 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 				}
 			case *pb.ConsoleMessage_Task:
 				a.log.Info("task received", "task", b.Task.GetTaskId(), "type", b.Task.GetType())
-				a.tasks.start(ctx, b.Task, func(u *pb.TaskUpdate) {
+				// Tasks outlive the stream that brought them: they run under the agent's
+				// context and report through a queue every session drains, so a reconnect
+				// neither loses a result nor runs a resent task twice.
+				a.tasks.start(a.runCtx, b.Task, func(u *pb.TaskUpdate) {
 					select {
-					case updates <- u:
-					case <-ctx.Done():
+					case a.updates <- u:
+					case <-a.runCtx.Done():
 					}
 				})
 			case *pb.ConsoleMessage_Policy:
@@ -126,7 +128,7 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 	}()
 	a.log.Info("connected to console")
 	a.writeStatus(true, nil)
-	err = a.sendLoop(ctx, stream, acks, updates)
+	err = a.sendLoop(ctx, stream, acks, a.updates)
 	if errors.Is(err, io.EOF) {
 		// The console ended the stream; its reason arrives through Recv.
 		select {

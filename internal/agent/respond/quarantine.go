@@ -64,8 +64,25 @@ func OpenQuarantine(dir string) (*Quarantine, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(kp, key, 0o600); err != nil {
+		// Written whole to a temporary file, then linked into place: the key appears complete
+		// or not at all, and if another opener made one first, theirs is used.
+		tmp, err := os.CreateTemp(dir, ".key-*")
+		if err != nil {
 			return nil, fmt.Errorf("quarantine key: %w", err)
+		}
+		_, werr := tmp.Write(key)
+		if cerr := tmp.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr == nil {
+			werr = os.Link(tmp.Name(), kp)
+		}
+		os.Remove(tmp.Name())
+		if errors.Is(werr, os.ErrExist) {
+			return OpenQuarantine(dir)
+		}
+		if werr != nil {
+			return nil, fmt.Errorf("quarantine key: %w", werr)
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("quarantine key: %w", err)

@@ -2,6 +2,7 @@ package respond
 
 import (
 	"bytes"
+	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -127,5 +128,43 @@ func TestQuarantineRestoreChecks(t *testing.T) {
 	}
 	if err := q.Delete(item.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two tasks opening a new store at once must end up with one key, or one of the files they
+// isolate could never be restored.
+func TestQuarantineConcurrentFirstOpenSharesOneKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	files := t.TempDir()
+	const n = 8
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			q, err := OpenQuarantine(dir)
+			if err != nil {
+				errs <- err
+				return
+			}
+			p := filepath.Join(files, fmt.Sprintf("f%d", i))
+			os.WriteFile(p, []byte(fmt.Sprintf("payload %d", i)), 0o600)
+			item, err := q.Isolate(p, "", "")
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- item.ID
+		}()
+	}
+	q, _ := OpenQuarantine(dir)
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case id := <-ids:
+			if _, err := q.Restore(id); err != nil {
+				t.Fatalf("restore %s: %v", id, err)
+			}
+		}
 	}
 }

@@ -116,6 +116,7 @@ func (s *Server) send(ctx context.Context, stream pb.AgentService_ConnectServer,
 			if err := s.dispatch(ctx, stream, c.hostID); err != nil {
 				return err
 			}
+			wake(c.policy) // retries a policy a store error kept from going out; cheap when unchanged
 		}
 	}
 }
@@ -278,10 +279,6 @@ func (s *Server) heartbeat(ctx context.Context, c *conn, hb *pb.Heartbeat) error
 		st.Components = append(st.Components, finding.ComponentState{
 			Name: clip(cs.GetName(), 64), Kind: clip(cs.GetKind(), 16), State: clip(cs.GetState(), 16), Reason: clip(cs.GetReason(), 512)})
 	}
-	if err := s.store.TouchHost(ctx, c.hostID, st); err != nil {
-		return status.Errorf(codes.Unavailable, "store heartbeat: %v", err)
-	}
-	s.metrics.heartbeats.Inc()
 	// A full spool loses findings on the host; the operator must hear of it as an event. The
 	// agent counts drops since it started, so a smaller count means it restarted.
 	if st.SpoolDropped < c.lastDropped {
@@ -302,6 +299,10 @@ func (s *Server) heartbeat(ctx context.Context, c *conn, hb *pb.Heartbeat) error
 			return status.Errorf(codes.Unavailable, "store overflow event: %v", err)
 		}
 	}
+	if err := s.store.TouchHost(ctx, c.hostID, st); err != nil {
+		return status.Errorf(codes.Unavailable, "store heartbeat: %v", err)
+	}
+	s.metrics.heartbeats.Inc()
 	return nil
 }
 
