@@ -336,17 +336,18 @@ func taskDone(t store.Task) bool {
 }
 
 func runUsers(ctx context.Context, args []string) error {
-	findID := func(ctx context.Context, c *client, name string) (string, error) {
+	// onUser sends one request about the user with this name or ID.
+	onUser := func(ctx context.Context, name, method string, body any) error {
 		var p api.Page[store.User]
-		if err := c.do(ctx, "GET", "/api/v1/users", nil, nil, &p); err != nil {
-			return "", err
+		if err := call(ctx, "GET", "/api/v1/users", nil, nil, &p); err != nil {
+			return err
 		}
 		for _, u := range p.Items {
 			if u.Name == name || u.ID == name {
-				return u.ID, nil
+				return call(ctx, method, "/api/v1/users/"+u.ID, nil, body, nil)
 			}
 		}
-		return "", &apiError{status: 404, msg: "no user " + name}
+		return &apiError{status: 404, msg: "no user " + name}
 	}
 	readPassword := func() (string, error) {
 		if pw := os.Getenv("PALISADE_NEW_PASSWORD"); pw != "" {
@@ -395,45 +396,21 @@ func runUsers(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
-			id, err := findID(ctx, c, pos[0])
-			if err != nil {
-				return err
-			}
-			return c.do(ctx, "PATCH", "/api/v1/users/"+id, nil, api.UserRequest{Password: pw}, nil)
+			return onUser(ctx, pos[0], "PATCH", api.UserRequest{Password: pw})
 		},
 		"role": func(ctx context.Context, args []string) error {
 			pos, err := parse(flag.NewFlagSet("users role", flag.ContinueOnError), args, 2, "a user name and a role")
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
-			id, err := findID(ctx, c, pos[0])
-			if err != nil {
-				return err
-			}
-			return c.do(ctx, "PATCH", "/api/v1/users/"+id, nil, api.UserRequest{Role: pos[1]}, nil)
+			return onUser(ctx, pos[0], "PATCH", api.UserRequest{Role: pos[1]})
 		},
 		"delete": func(ctx context.Context, args []string) error {
 			pos, err := parse(flag.NewFlagSet("users delete", flag.ContinueOnError), args, 1, "a user name")
 			if err != nil {
 				return err
 			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
-			id, err := findID(ctx, c, pos[0])
-			if err != nil {
-				return err
-			}
-			return c.do(ctx, "DELETE", "/api/v1/users/"+id, nil, nil, nil)
+			return onUser(ctx, pos[0], "DELETE", nil)
 		},
 	})
 }
