@@ -527,8 +527,13 @@ func TestAllowlistEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range fs {
+		// The fixture holds a brute-force event of its own, possibly within the same millisecond.
 		evs, _, _ := fx.st.ListEvents(ctx, store.EventFilter{Category: string(f.Category)})
-		out := fx.call(request{method: "POST", path: "/api/v1/events/" + evs[0].ID + "/allowlist", auth: store.RoleAnalyst, body: `{"comment":"known"}`}, http.StatusOK)
+		i := slices.IndexFunc(evs, func(e store.Event) bool { return e.RuleID == f.RuleID })
+		if i < 0 {
+			t.Fatalf("no event of rule %s", f.RuleID)
+		}
+		out := fx.call(request{method: "POST", path: "/api/v1/events/" + evs[i].ID + "/allowlist", auth: store.RoleAnalyst, body: `{"comment":"known"}`}, http.StatusOK)
 		if out["status"] != "ignored" || !strings.Contains(out["comment"].(string), "allowlisted") {
 			t.Errorf("%s: event after allowlisting: %v", f.Category, out)
 		}
