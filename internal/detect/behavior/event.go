@@ -1,0 +1,111 @@
+package behavior
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Kind says what a process did.
+type Kind uint8
+
+const (
+	KindExec    Kind = iota + 1 // a process image was executed (execve, execveat)
+	KindConnect                 // an outbound connection was attempted (connect)
+	KindAccept                  // an inbound connection was accepted (accept, accept4)
+	KindFile                    // a watched file was created, written, renamed or changed mode
+	KindExit                    // a process ended
+)
+
+var kindNames = [...]string{KindExec: "exec", KindConnect: "connect", KindAccept: "accept", KindFile: "file", KindExit: "exit"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// ParseKind is the inverse of Kind.String; it returns 0 for an unknown name.
+func ParseKind(s string) Kind {
+	for k, n := range kindNames {
+		if n == s && n != "" {
+			return Kind(k)
+		}
+	}
+	return 0
+}
+
+// Event is one thing a process did, as the agent's kernel event source saw it, with the process
+// and its ancestry resolved. Sources fill what they can; an empty field is unknown, not empty.
+type Event struct {
+	Kind Kind
+	Time time.Time
+
+	Proc      Process
+	Ancestors []Process // parent first, then its parent, up to init or the first unknown
+
+	Net  *Conn    // KindConnect, KindAccept
+	File *FileOp  // KindFile
+	Std  [3]StdFD // state of fds 0, 1, 2 when the event was seen (exec events)
+	Host string   // host name, for host-wide sequences in multi-host replays
+}
+
+// Process is a process as an event saw it.
+type Process struct {
+	PID, PPID   int32
+	Exe         string   // executable path, resolved by the kernel
+	Args        []string // argv as executed; Args[0] may differ from Exe
+	Cwd         string
+	UID, EUID   uint32
+	GID, EGID   uint32
+	AUID        uint32 // login uid: the user who logged in, kept across sudo/su; 1<<32-1 when unset
+	TTY         string // "pts/0"; empty when none
+	Start       time.Time
+	ContainerID string // from the cgroup path; empty on the host
+	Comm        string // kernel task name (16 bytes)
+}
+
+// UnsetUID is the audit login uid of a process no login started (daemons, boot).
+const UnsetUID = 1<<32 - 1
+
+// Conn is a network connection a process made or accepted.
+type Conn struct {
+	Proto  string // "tcp", "udp", "unix"
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+}
+
+// FileOp is a change to a watched path.
+type FileOp struct {
+	Path string
+	Op   string // "create", "write", "rename", "chmod", "delete"
+	Mode uint32 // new mode, for chmod
+}
+
+// FDType is what a standard descriptor refers to.
+type FDType uint8
+
+const (
+	FDUnknown FDType = iota
+	FDTTY
+	FDPipe
+	FDFile
+	FDSocket // a network socket; Remote says where it goes when connected
+	FDUnix   // a unix-domain socket
+	FDNull   // /dev/null
+)
+
+var fdTypeNames = [...]string{FDUnknown: "unknown", FDTTY: "tty", FDPipe: "pipe", FDFile: "file", FDSocket: "socket", FDUnix: "unix", FDNull: "null"}
+
+func (t FDType) String() string {
+	if int(t) < len(fdTypeNames) {
+		return fdTypeNames[t]
+	}
+	return "unknown"
+}
+
+// StdFD is the state of one of a process's standard descriptors.
+type StdFD struct {
+	Type   FDType
+	Remote netip.AddrPort // for FDSocket: the peer, when connected
+}
