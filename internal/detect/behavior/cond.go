@@ -416,7 +416,7 @@ func parseCondition(s string, lists map[string][]string) (node, error) {
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
-func (p *parser) next() token  { t := p.toks[p.i]; p.i++; return t }
+func (p *parser) next() token { t := p.toks[p.i]; p.i++; return t }
 
 func (p *parser) keyword(w string) bool {
 	t := p.peek()

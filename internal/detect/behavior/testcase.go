@@ -11,14 +11,14 @@ import (
 // TestEvent is the YAML form of an event in a rule's test cases. Unset fields are unknown, as
 // in Event; see docs/RULES-BEHAVIOR.md for an example of each kind.
 type TestEvent struct {
-	Kind  string        `yaml:"kind"`
-	After time.Duration `yaml:"after"` // time since the previous event of the case (default 1s)
-	Host  string        `yaml:"host"`
+	Kind        string        `yaml:"kind"`
+	After       time.Duration `yaml:"after"` // time since the previous event of the case (default 1s)
+	Host        string        `yaml:"host"`
 	TestProcess `yaml:",inline"`
-	Parent    *TestProcess  `yaml:"parent"`    // the first ancestor
-	Ancestors []TestProcess `yaml:"ancestors"` // further ancestors, after the parent
-	Std       []string      `yaml:"std"`       // fds 0-2: "tty", "pipe", "file", "null", "unix" or "socket 203.0.113.9:4444"
-	Net       *struct {
+	Parent      *TestProcess  `yaml:"parent"`    // the first ancestor
+	Ancestors   []TestProcess `yaml:"ancestors"` // further ancestors, after the parent
+	Std         []string      `yaml:"std"`       // fds 0-2: "tty", "pipe", "file", "null", "unix" or "socket 203.0.113.9:4444"
+	Net         *struct {
 		Proto  string `yaml:"proto"`
 		Local  string `yaml:"local"`
 		Remote string `yaml:"remote"`
