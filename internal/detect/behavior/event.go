@@ -109,3 +109,62 @@ type StdFD struct {
 	Type   FDType
 	Remote netip.AddrPort // for FDSocket: the peer, when connected
 }
+
+// Name is the base name of the process's executable ("bash" for /usr/bin/bash), or its kernel
+// task name when the executable is unknown.
+func (p *Process) Name() string {
+	if p.Exe == "" {
+		return p.Comm
+	}
+	i := len(p.Exe) - 1
+	for i >= 0 && p.Exe[i] != '/' {
+		i--
+	}
+	return p.Exe[i+1:]
+}
+
+// Cmdline is the argument vector joined by single spaces, or the executable when argv is
+// unknown.
+func (p *Process) Cmdline() string {
+	switch len(p.Args) {
+	case 0:
+		return p.Exe
+	case 1:
+		return p.Args[0]
+	}
+	n := len(p.Args) - 1
+	for _, a := range p.Args {
+		n += len(a)
+	}
+	b := make([]byte, 0, n)
+	for i, a := range p.Args {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, a...)
+	}
+	return string(b)
+}
+
+// Parent is the first ancestor, or nil when the ancestry is unknown.
+func (e *Event) Parent() *Process {
+	if len(e.Ancestors) == 0 {
+		return nil
+	}
+	return &e.Ancestors[0]
+}
+
+// SocketPeer returns the peer of the first standard descriptor (0, 1, then 2) that is a network
+// socket connected to an address other than loopback or unspecified: the mark of a shell whose
+// input or output goes to another host.
+func (e *Event) SocketPeer() (netip.AddrPort, bool) {
+	for _, fd := range e.Std {
+		if fd.Type == FDSocket && fd.Remote.IsValid() {
+			a := fd.Remote.Addr().Unmap()
+			if !a.IsLoopback() && !a.IsUnspecified() {
+				return fd.Remote, true
+			}
+		}
+	}
+	return netip.AddrPort{}, false
+}
