@@ -21,6 +21,7 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/agent"
 	"github.com/palisade-cwpp/palisade/internal/agent/budget"
 	"github.com/palisade-cwpp/palisade/internal/agent/respond"
+	"github.com/palisade-cwpp/palisade/internal/agent/source/procevents"
 )
 
 const defaultDataDir = "/var/lib/palisade-agent"
@@ -162,6 +163,12 @@ type fileConfig struct {
 		Realtime   []string `yaml:"realtime"`
 		Workers    int      `yaml:"workers"`
 	} `yaml:"malware"`
+	Behavior struct {
+		Disabled bool              `yaml:"disabled"`
+		Events   procevents.Config `yaml:"events"`
+		Rules    []string          `yaml:"rules"`
+		Sigma    []string          `yaml:"sigma"`
+	} `yaml:"behavior"`
 }
 
 func loadConfig(path string) (fileConfig, error) {
@@ -191,6 +198,7 @@ func (fc fileConfig) agentConfig() (agent.Config, error) {
 			Wtmp: fc.Auth.Wtmp, Btmp: fc.Auth.Btmp, GeoIP: fc.Auth.GeoIP},
 		Malware: agent.MalwareConfig{Disabled: fc.Malware.Disabled, Signatures: fc.Malware.Signatures, YARA: fc.Malware.YARA,
 			Realtime: fc.Malware.Realtime, Workers: fc.Malware.Workers},
+		Behavior: agent.BehaviorConfig{Disabled: fc.Behavior.Disabled, Events: fc.Behavior.Events, Rules: fc.Behavior.Rules, Sigma: fc.Behavior.Sigma},
 	}
 	if fc.HeartbeatInterval != "" {
 		d, err := time.ParseDuration(fc.HeartbeatInterval)

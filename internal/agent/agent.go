@@ -42,6 +42,8 @@ type Config struct {
 	Auth AuthConfig
 	// Malware says where signatures and rules are and which directories are watched.
 	Malware MalwareConfig
+	// Behavior says where process events come from and which rules run.
+	Behavior BehaviorConfig
 	// Firewall is the blocking backend; nil picks the best this host has (nftables, then
 	// ipset/iptables). Tests pass one bound to their own network namespace.
 	Firewall respond.Firewall
@@ -194,7 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setupFirewall(ctx)
 	a.setupMalware()
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){a.runAuth, a.runRealtime} {
+	for _, run := range []func(context.Context){a.runAuth, a.runRealtime, a.runBehavior} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}

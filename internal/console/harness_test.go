@@ -176,6 +176,7 @@ type testAgent struct {
 	fw      respond.Firewall    // nil: the agent finds none in a test binary and cannot block
 	auth    agent.AuthConfig    // zero: authentication sources off, so the host's own logs stay out
 	malware agent.MalwareConfig // zero: no signatures, so nothing is scanned or watched
+	behave  *agent.BehaviorConfig // nil: no kernel process events (one audit user at a time)
 	a       *agent.Agent
 	cancel  context.CancelFunc
 	done    chan error
@@ -197,7 +198,12 @@ func (ta *testAgent) start() {
 	if auth.Logs == nil && auth.Journal == nil {
 		auth.Disabled = true
 	}
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware}, quietLog())
+	behave := agent.BehaviorConfig{Disabled: true}
+	if ta.behave != nil {
+		behave = *ta.behave
+	}
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware,
+		Behavior: behave}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
 	}

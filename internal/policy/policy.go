@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/palisade-cwpp/palisade/internal/detect/behavior"
 	"github.com/palisade-cwpp/palisade/internal/detect/login"
 )
 
@@ -25,7 +26,15 @@ type Policy struct {
 	BruteForce BruteForce `json:"bruteforce"`
 	Login      Login      `json:"login"`
 	Malware    Malware    `json:"malware"`
+	Behavior   Behavior   `json:"behavior"`
 	Response   Response   `json:"response"`
+}
+
+// Behavior switches and configures the behaviour engine; its keys are the engine's own
+// configuration (disabled rules, allow entries, setuid_allow, max_pending).
+type Behavior struct {
+	Enabled bool `json:"enabled"`
+	behavior.Config
 }
 
 // Malware tunes the malware engine.
@@ -80,6 +89,7 @@ func Default() Policy {
 		BruteForce: BruteForce{Enabled: true},
 		Login:      Login{Enabled: true, Config: login.DefaultConfig()},
 		Malware:    Malware{Realtime: true},
+		Behavior:   Behavior{Enabled: true},
 		Response: Response{
 			AutoBlock:  true,
 			BlockRules: []string{"bruteforce.password-guessing", "bruteforce.user-enumeration", "bruteforce.succeeded"},
@@ -162,6 +172,14 @@ func (p Policy) Validate() error {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
 			bad("malware.allow_sha256[%d]: want 64 hex digits", i)
 		}
+	}
+	for i, a := range p.Behavior.Allow {
+		if err := a.Validate(); err != nil {
+			bad("behavior.allow[%d]: %v", i, err)
+		}
+	}
+	if n := p.Behavior.MaxPending; n < 0 || n > 1<<20 {
+		bad("behavior.max_pending: %d out of range 0-1048576", n)
 	}
 	for i, s := range p.Response.Allow {
 		if _, err := ParsePrefix(s); err != nil {
