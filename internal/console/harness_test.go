@@ -173,9 +173,9 @@ func (tc *testConsole) enrollToken(ttl string) string {
 type testAgent struct {
 	t       testing.TB
 	dir     string
-	fw      respond.Firewall    // nil: the agent finds none in a test binary and cannot block
-	auth    agent.AuthConfig    // zero: authentication sources off, so the host's own logs stay out
-	malware agent.MalwareConfig // zero: no signatures, so nothing is scanned or watched
+	fw      respond.Firewall      // nil: the agent finds none in a test binary and cannot block
+	auth    agent.AuthConfig      // zero: authentication sources off, so the host's own logs stay out
+	malware agent.MalwareConfig   // zero: no signatures, so nothing is scanned or watched
 	behave  *agent.BehaviorConfig // nil: no kernel process events (one audit user at a time)
 	a       *agent.Agent
 	cancel  context.CancelFunc
