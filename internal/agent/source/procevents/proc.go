@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"regexp"
@@ -108,14 +110,18 @@ func containerIDFromCgroup(b []byte) string {
 	return ""
 }
 
-// std reads what descriptors 0, 1 and 2 of a process refer to. A network socket is resolved to
-// its peer through the process's own network namespace (/proc/PID/net/…).
-func (p procfs) std(pid int32) [3]behavior.StdFD {
+// std reads what descriptors 0, 1 and 2 of a process refer to, and whether the process still
+// runs. A network socket is resolved to its peer through the process's own network namespace
+// (/proc/PID/net/…).
+func (p procfs) std(pid int32) ([3]behavior.StdFD, bool) {
 	var out [3]behavior.StdFD
 	var sockets map[uint64]int // inode -> fd index, resolved in one pass over the tables
 	for i := range out {
 		link, err := os.Readlink(p.path(pid, "fd/"+strconv.Itoa(i)))
 		if err != nil {
+			if i == 0 && errors.Is(err, fs.ErrNotExist) && !p.alive(pid) {
+				return out, false
+			}
 			continue
 		}
 		switch {
@@ -139,7 +145,7 @@ func (p procfs) std(pid int32) [3]behavior.StdFD {
 		}
 	}
 	if sockets == nil {
-		return out
+		return out, true
 	}
 	peers := p.peers(pid, sockets)
 	for ino, mask := range sockets {
@@ -155,7 +161,7 @@ func (p procfs) std(pid int32) [3]behavior.StdFD {
 			}
 		}
 	}
-	return out
+	return out, true
 }
 
 // peers looks the wanted socket inodes up in the process's TCP and UDP tables.
