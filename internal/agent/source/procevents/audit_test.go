@@ -298,3 +298,56 @@ func TestCloseRemovesRules(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowConsumerShedsAndCounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root (audit netlink); this suite runs as root in CI")
+	}
+	lockAudit(t)
+	src, err := Open(Config{Watch: []string{}, Queue: 8, Delay: time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While the source owns the audit socket the kernel never makes a process wait for it.
+	if src.Mode() == "unicast" {
+		st, err := src.control.GetStatus()
+		if err != nil || st.BacklogWaitTime != 0 {
+			t.Errorf("backlog wait time %+v (%v), want 0", st, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var mu sync.Mutex
+	seen := 0
+	go func() {
+		done <- src.Run(ctx, func(ev *behavior.Event) {
+			time.Sleep(20 * time.Millisecond) // a consumer far slower than the host
+			mu.Lock()
+			seen++
+			mu.Unlock()
+		})
+	}()
+	const n = 200
+	start := time.Now()
+	script := "i=0; while [ $i -lt " + strconv.Itoa(n) + " ]; do /bin/true; i=$((i+1)); done"
+	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	took := time.Since(start)
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := src.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	// The host ran its n processes without waiting for the consumer (20ms each would be 4s).
+	t.Logf("%d execs in %s; delivered %d, shed %d", n, took, seen, st.Shed)
+	if st.Shed == 0 {
+		t.Errorf("nothing shed with a queue of 8 and a slow consumer: %+v", st)
+	}
+	if st.Events != uint64(seen) {
+		t.Errorf("events %d, delivered %d", st.Events, seen)
+	}
+}
