@@ -69,7 +69,7 @@ func (a *Agent) runBehavior(ctx context.Context) {
 		a.health.set(finding.ComponentState{Name: "process-events", Kind: "source", State: finding.StateUnavailable, Reason: reason})
 		return
 	}
-	a.health.set(finding.ComponentState{Name: "process-events", Kind: "source", State: finding.StateRunning, Reason: "audit, " + src.Mode()})
+	a.health.set(sourceState(src, 0, procevents.Stats{}))
 	done := make(chan struct{})
 	go p.watchLosses(ctx, src, done)
 	self := int32(os.Getpid())
@@ -175,15 +175,25 @@ func (p *behaviorPipeline) watchLosses(ctx context.Context, src *procevents.Sour
 		}
 		st := src.Stats()
 		lost := (st.Shed - last.Shed) + (st.KernelLost - last.KernelLost) + (st.Overruns - last.Overruns)
-		cs := finding.ComponentState{Name: "process-events", Kind: "source", State: finding.StateRunning, Reason: "audit, " + src.Mode()}
-		if lost > 0 {
-			cs.State = finding.StateDegraded
-			cs.Reason = fmt.Sprintf("audit, %s: %d events lost in the last 15s (shed %d, kernel %d, socket %d since start)",
-				src.Mode(), lost, st.Shed, st.KernelLost, st.Overruns)
-		}
+		cs := sourceState(src, lost, st)
 		p.a.health.set(cs)
 		last = st
 	}
+}
+
+// sourceState describes the event source: running on audit, degraded when it lost events in
+// the last interval or runs on the proc connector fallback.
+func sourceState(src *procevents.Source, lost uint64, st procevents.Stats) finding.ComponentState {
+	cs := finding.ComponentState{Name: "process-events", Kind: "source", State: finding.StateRunning, Reason: "audit, " + src.Mode()}
+	if why := src.Fallback(); why != "" {
+		cs.State = finding.StateDegraded
+		cs.Reason = "proc connector fallback (audit: " + why + "): argv of short-lived processes may be lost; no connect, accept or file events"
+	}
+	if lost > 0 {
+		cs.State = finding.StateDegraded
+		cs.Reason += fmt.Sprintf("; %d events lost in the last 15s (shed %d, kernel %d, socket %d since start)", lost, st.Shed, st.KernelLost, st.Overruns)
+	}
+	return cs
 }
 
 // lookupUID resolves user names of allow entries on this host.

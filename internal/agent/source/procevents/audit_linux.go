@@ -36,15 +36,33 @@ type Source struct {
 	restore []func() error
 	lost0   uint32 // kernel lost counter at start
 
+	conn     *connSocket // the proc connector, when audit could not be used
+	fallback string      // why audit could not be used
+
 	stats     Stats // atomics
 	closeOnce sync.Once
 }
 
-// Open installs the source's audit rules and starts receiving. It fails with an error matching
-// source.ErrUnavailable when the audit subsystem cannot be used here (no kernel support, no
-// privilege, configuration locked).
+// Open installs the source's audit rules and starts receiving. When audit cannot be used here
+// (no kernel support, no privilege, rules locked) it falls back to the proc connector, unless
+// cfg.NoFallback; Fallback then says why. It fails with an error matching
+// source.ErrUnavailable when neither works.
 func Open(cfg Config, log *slog.Logger) (*Source, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Socket == "proc-connector" {
+		return openConnector(cfg, log, "configured (socket: proc-connector)")
+	}
+	s, err := openAudit(cfg, log)
+	var ue *source.UnavailableError
+	if err != nil && errors.As(err, &ue) && !cfg.NoFallback {
+		if c, cerr := openConnector(cfg, log, ue.Reason); cerr == nil {
+			return c, nil
+		}
+	}
+	return s, err
+}
+
+func openAudit(cfg Config, log *slog.Logger) (*Source, error) {
 	unavailable := func(reason string, err error) error {
 		return &source.UnavailableError{Source: "process-events", Reason: reason, Err: err}
 	}
@@ -170,8 +188,12 @@ func (s *Source) addRule(text string) error {
 	return err
 }
 
-// Mode says how records are received: "unicast" or "multicast".
+// Mode says how events are received: "unicast" or "multicast" (audit), or "proc-connector".
 func (s *Source) Mode() string { return s.mode }
+
+// Fallback says why audit is not used, when the source runs on the proc connector: then
+// short-lived processes may lose their argv, and there are no connect, accept or file events.
+func (s *Source) Fallback() string { return s.fallback }
 
 // Stats returns the counters so far.
 func (s *Source) Stats() Stats {
@@ -189,6 +211,12 @@ func (s *Source) Stats() Stats {
 func (s *Source) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {
+		if s.conn != nil {
+			errs = append(errs, s.conn.Close())
+		}
+		if s.control == nil {
+			return
+		}
 		for _, r := range s.rules {
 			if err := s.control.DeleteRule(r); err != nil {
 				errs = append(errs, fmt.Errorf("delete audit rule: %w", err))
@@ -215,7 +243,13 @@ func (s *Source) Run(ctx context.Context, emit func(*behavior.Event)) error {
 	defer s.Close()
 	queue := make(chan pendingEvent, s.cfg.Queue)
 	readErr := make(chan error, 1)
-	go func() { readErr <- s.read(ctx, queue) }()
+	go func() {
+		if s.conn != nil {
+			readErr <- s.readConnector(ctx, queue)
+			return
+		}
+		readErr <- s.read(ctx, queue)
+	}()
 
 	fs := procfs{root: s.cfg.Proc}
 	t := newTree(fs, s.cfg.MaxProcesses)
@@ -246,6 +280,9 @@ func (s *Source) Run(ctx context.Context, emit func(*behavior.Event)) error {
 		case <-delay.C:
 			armed = false
 		case <-statusTick.C:
+			if s.control == nil {
+				continue
+			}
 			if st, err := s.control.GetStatus(); err == nil {
 				atomic.StoreUint64(&s.stats.KernelLost, uint64(st.Lost-s.lost0))
 			}
@@ -259,7 +296,10 @@ func (s *Source) Run(ctx context.Context, emit func(*behavior.Event)) error {
 			pe := held[0]
 			held[0] = pendingEvent{}
 			held = held[1:]
-			s.enrich(t, fs, pe, now)
+			if !s.enrich(t, fs, pe, now) {
+				atomic.AddUint64(&s.stats.Incomplete, 1)
+				continue
+			}
 			atomic.AddUint64(&s.stats.Events, 1)
 			emit(pe.ev)
 		}
@@ -270,10 +310,20 @@ func (s *Source) Run(ctx context.Context, emit func(*behavior.Event)) error {
 }
 
 // enrich adds what /proc knows: the process table entry, ancestors, container, descriptors.
-func (s *Source) enrich(t *tree, fs procfs, pe pendingEvent, now time.Time) {
+// It returns false for an event that cannot be completed (a proc-connector exec of a process
+// that already exited).
+func (s *Source) enrich(t *tree, fs procfs, pe pendingEvent, now time.Time) bool {
 	ev := pe.ev
 	switch ev.Kind {
 	case behavior.KindExec:
+		if s.conn != nil { // the proc connector names the process only
+			p, ok := fs.process(ev.Proc.PID)
+			if !ok {
+				return false
+			}
+			p.Start = ev.Time
+			ev.Proc = p
+		}
 		var alive bool
 		ev.Std, alive = fs.std(ev.Proc.PID)
 		if alive { // most short-lived processes are gone by now: no more /proc reads for them
@@ -297,6 +347,7 @@ func (s *Source) enrich(t *tree, fs procfs, pe pendingEvent, now time.Time) {
 		}
 	}
 	ev.Ancestors = t.ancestors(ev.Proc.PPID, now)
+	return true
 }
 
 // read receives records until ctx ends, assembling them into events for Run.
@@ -304,6 +355,7 @@ func (s *Source) read(ctx context.Context, out chan<- pendingEvent) error {
 	a := newAssembler()
 	batch := newRecvBatch(64)
 	lastExpire := time.Now()
+	var reported uint64 // assembler drops already counted
 	for ctx.Err() == nil {
 		n, err := s.recv.receiveBatch(batch)
 		switch {
@@ -342,7 +394,8 @@ func (s *Source) read(ctx context.Context, out chan<- pendingEvent) error {
 			a.expire(now, 5*time.Second)
 			lastExpire = now
 			atomic.StoreUint64(&s.stats.Malformed, a.malformed)
-			atomic.StoreUint64(&s.stats.Incomplete, a.dropped)
+			atomic.AddUint64(&s.stats.Incomplete, a.dropped-reported)
+			reported = a.dropped
 		}
 	}
 	return nil

@@ -351,3 +351,22 @@ func TestSlowConsumerShedsAndCounts(t *testing.T) {
 		t.Errorf("events %d, delivered %d", st.Events, seen)
 	}
 }
+
+func TestProcConnectorFallback(t *testing.T) {
+	c := startSource(t, Config{Socket: "proc-connector"})
+	if c.src.Mode() != "proc-connector" || c.src.Fallback() == "" {
+		t.Fatalf("mode %q fallback %q", c.src.Mode(), c.src.Fallback())
+	}
+	marker := "connector-" + strconv.Itoa(os.Getpid())
+	// A process that lives long enough for /proc to be read: the fallback's limit, by design.
+	cmd := exec.Command("/bin/sh", "-c", "sleep 0.5", marker)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	ev := c.wait(t, "exec via the proc connector", func(ev *behavior.Event) bool {
+		return ev.Kind == behavior.KindExec && slices.Contains(ev.Proc.Args, marker)
+	})
+	if !strings.HasSuffix(ev.Proc.Exe, "sh") || ev.Proc.PPID != int32(os.Getpid()) || len(ev.Ancestors) == 0 {
+		t.Errorf("event %+v", ev.Proc)
+	}
+}

@@ -23,8 +23,12 @@ import (
 // Config tunes the source. The zero value is usable.
 type Config struct {
 	// Socket is how records are received: "auto" (multicast when an audit daemon runs, else
-	// unicast), "unicast" or "multicast".
+	// unicast), "unicast", "multicast", or "proc-connector" (no audit at all: exec events only,
+	// argv read from /proc, so lost for processes that exit at once).
 	Socket string `yaml:"socket"`
+	// NoFallback makes the source unavailable when audit is, instead of falling back to the
+	// proc connector.
+	NoFallback bool `yaml:"no_fallback"`
 	// NoNetwork turns off connect and accept events.
 	NoNetwork bool `yaml:"no_network"`
 	// Watch lists paths whose changes are events (persistence and account files); nil means
@@ -84,7 +88,7 @@ type Stats struct {
 	KernelLost uint64 `json:"kernel_lost"` // records the kernel dropped since the source started
 	Overruns   uint64 `json:"overruns"`    // receive buffer overflows (records lost in the socket)
 	Malformed  uint64 `json:"malformed"`   // records that did not parse
-	Incomplete uint64 `json:"incomplete"`  // events whose records never completed
+	Incomplete uint64 `json:"incomplete"`  // events whose records never completed, or whose process exited before /proc was read (proc connector)
 }
 
 // pendingEvent is an event waiting for its descriptors to be read.
