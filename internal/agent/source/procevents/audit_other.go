@@ -19,6 +19,7 @@ func Open(Config, *slog.Logger) (*Source, error) {
 }
 
 func (s *Source) Mode() string                                     { return "" }
+func (s *Source) Fallback() string                                 { return "" }
 func (s *Source) Stats() Stats                                     { return Stats{} }
 func (s *Source) Close() error                                     { return nil }
 func (s *Source) Run(context.Context, func(*behavior.Event)) error { return nil }
