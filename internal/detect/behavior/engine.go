@@ -183,6 +183,10 @@ func (e *Engine) Handle(ev *Event, emit func(finding.Finding)) {
 		c.lower = appendLower(c.lower[:0], c.procCmdline())
 		b.lits.scan(c.lower, func(li int32) { e.collect(b.lits.owners[li]) })
 	}
+	if len(b.fileLits.lits) > 0 && ev.File != nil {
+		c.lower = appendLower(c.lower[:0], ev.File.Path)
+		b.fileLits.scan(c.lower, func(li int32) { e.collect(b.fileLits.owners[li]) })
+	}
 	e.collect(b.always)
 	if len(e.cand) == 0 {
 		e.maybeSweep(ev.Time)

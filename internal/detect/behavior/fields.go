@@ -47,6 +47,7 @@ const (
 	anchorAncs               // ancestors.name / ancestors.exe
 	anchorCmdline            // proc.cmdline / proc.args: value is a lower-case literal substring
 	anchorFlag               // a boolean field that is true: value is the field name
+	anchorFile               // file.path / file.name: value is a lower-case literal substring of the path
 )
 
 // field is one name a condition can compare, with the accessor that reads it from an event.
@@ -357,14 +358,14 @@ var fields = func() map[string]*field {
 			boo: func(c *evalCtx) bool { return c.ev.Net != nil && c.ev.Net.Remote.Addr().Unmap().IsLoopback() }},
 		&field{name: "net.remote_is_public", typ: typeBool, doc: "peer is a valid address that is neither private, loopback, unspecified nor multicast",
 			boo: func(c *evalCtx) bool { return c.ev.Net != nil && isPublic(c.ev.Net.Remote.Addr()) }},
-		&field{name: "file.path", typ: typeString, doc: "changed path",
+		&field{name: "file.path", typ: typeString, anchor: anchorFile, doc: "changed path",
 			str: func(c *evalCtx) string {
 				if c.ev.File == nil {
 					return ""
 				}
 				return c.ev.File.Path
 			}},
-		&field{name: "file.name", typ: typeString, doc: "base name of file.path",
+		&field{name: "file.name", typ: typeString, anchor: anchorFile, doc: "base name of file.path",
 			str: func(c *evalCtx) string {
 				if c.ev.File == nil || c.ev.File.Path == "" {
 					return ""

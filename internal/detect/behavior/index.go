@@ -76,7 +76,7 @@ func leafAnchors(n *strLeaf) ([]anchor, bool) {
 			set = append(set, anchor{n.f.anchor, strings.ToLower(name)})
 		}
 		return set, true
-	case anchorCmdline:
+	case anchorCmdline, anchorFile:
 		if n.op == opMatches {
 			return nil, false
 		}
@@ -88,7 +88,7 @@ func leafAnchors(n *strLeaf) ([]anchor, bool) {
 			if len(lit) < 3 {
 				return nil, false
 			}
-			set = append(set, anchor{anchorCmdline, strings.ToLower(lit)})
+			set = append(set, anchor{n.f.anchor, strings.ToLower(lit)})
 		}
 		return set, true
 	}
@@ -110,7 +110,7 @@ func score(set []anchor) int {
 			w = 60
 		case anchorAncs:
 			w = 40
-		case anchorCmdline:
+		case anchorCmdline, anchorFile:
 			w = 10 + min(len(a.val), 20)
 		}
 		s = min(s, w)
@@ -124,7 +124,8 @@ type bucket struct {
 	byParent map[string][]int32
 	byAnc    map[string][]int32
 	byFlag   map[string][]int32
-	lits     litIndex
+	lits     litIndex // over the command line
+	fileLits litIndex // over file.path
 	always   []int32
 }
 
@@ -149,6 +150,8 @@ func (b *bucket) add(m int32, set []anchor, ok bool) {
 			b.byFlag[a.val] = appendUniq(b.byFlag[a.val], m)
 		case anchorCmdline:
 			b.lits.add(a.val, m)
+		case anchorFile:
+			b.fileLits.add(a.val, m)
 		}
 	}
 }
