@@ -183,6 +183,9 @@ func (e *Engine) Handle(ev *Event, emit func(finding.Finding)) {
 		c.lower = appendLower(c.lower[:0], c.procCmdline())
 		b.lits.scan(c.lower, func(li int32) { e.collect(b.lits.owners[li]) })
 	}
+	if len(b.byPort) > 0 && ev.Net != nil {
+		e.collect(b.byPort[ev.Net.Remote.Port()])
+	}
 	if len(b.fileLits.lits) > 0 && ev.File != nil {
 		c.lower = appendLower(c.lower[:0], ev.File.Path)
 		b.fileLits.scan(c.lower, func(li int32) { e.collect(b.fileLits.owners[li]) })

@@ -1,6 +1,7 @@
 package behavior
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -49,6 +50,13 @@ func anchorsOf(n node) (set []anchor, ok bool) {
 		}
 	case *strLeaf:
 		return leafAnchors(n)
+	case *numLeaf:
+		if n.f.anchor == anchorPort && n.op == numEq {
+			for _, v := range n.vals {
+				set = append(set, anchor{anchorPort, strconv.FormatInt(v, 10)})
+			}
+			return set, true
+		}
 	}
 	return nil, false
 }
@@ -106,6 +114,8 @@ func score(set []anchor) int {
 			w = 100
 		case anchorFlag:
 			w = 95
+		case anchorPort:
+			w = 70
 		case anchorParent:
 			w = 60
 		case anchorAncs:
@@ -124,13 +134,14 @@ type bucket struct {
 	byParent map[string][]int32
 	byAnc    map[string][]int32
 	byFlag   map[string][]int32
+	byPort   map[uint16][]int32
 	lits     litIndex // over the command line
 	fileLits litIndex // over file.path
 	always   []int32
 }
 
 func newBucket() *bucket {
-	return &bucket{byName: map[string][]int32{}, byParent: map[string][]int32{}, byAnc: map[string][]int32{}, byFlag: map[string][]int32{}}
+	return &bucket{byName: map[string][]int32{}, byParent: map[string][]int32{}, byAnc: map[string][]int32{}, byFlag: map[string][]int32{}, byPort: map[uint16][]int32{}}
 }
 
 func (b *bucket) add(m int32, set []anchor, ok bool) {
@@ -148,6 +159,9 @@ func (b *bucket) add(m int32, set []anchor, ok bool) {
 			b.byAnc[a.val] = appendUniq(b.byAnc[a.val], m)
 		case anchorFlag:
 			b.byFlag[a.val] = appendUniq(b.byFlag[a.val], m)
+		case anchorPort:
+			port, _ := strconv.ParseUint(a.val, 10, 16)
+			b.byPort[uint16(port)] = appendUniq(b.byPort[uint16(port)], m)
 		case anchorCmdline:
 			b.lits.add(a.val, m)
 		case anchorFile:
