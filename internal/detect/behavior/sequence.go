@@ -172,7 +172,11 @@ func (e *Engine) sequenceStep(ri int32, si int, c *evalCtx, emit func(finding.Fi
 // maybeSweep drops expired partial matches once a minute of event time, so that rules whose
 // later steps never come do not hold memory until they are evicted.
 func (e *Engine) maybeSweep(now time.Time) {
-	if now.Sub(e.lastSweep) < time.Minute && !now.Before(e.lastSweep) {
+	if now.Before(e.lastSweep) {
+		e.lastSweep = now // a replay or a clock step back: sweep a minute from here
+		return
+	}
+	if now.Sub(e.lastSweep) < time.Minute {
 		return
 	}
 	e.lastSweep = now
