@@ -1,6 +1,7 @@
 package behavior
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -135,7 +136,8 @@ type bucket struct {
 	byAnc    map[string][]int32
 	byFlag   map[string][]int32
 	byPort   map[uint16][]int32
-	lits     litIndex // over the command line
+	flags    []flagAnchor // byFlag as a slice, for a cheap loop per event
+	lits     litIndex     // over the command line
 	fileLits litIndex // over file.path
 	always   []int32
 }
@@ -168,6 +170,20 @@ func (b *bucket) add(m int32, set []anchor, ok bool) {
 			b.fileLits.add(a.val, m)
 		}
 	}
+}
+
+type flagAnchor struct {
+	f  *field
+	ms []int32
+}
+
+// freeze prepares the bucket for matching once every matcher is added.
+func (b *bucket) freeze() {
+	b.flags = b.flags[:0]
+	for name, ms := range b.byFlag {
+		b.flags = append(b.flags, flagAnchor{fields[name], ms})
+	}
+	sort.Slice(b.flags, func(i, j int) bool { return b.flags[i].f.name < b.flags[j].f.name })
 }
 
 func appendUniq(l []int32, m int32) []int32 {
@@ -228,6 +244,21 @@ func (x *litIndex) scan(s []byte, found func(lit int32)) {
 			}
 		}
 	}
+}
+
+// appendLowerCmdline appends the process's command line (as Process.Cmdline), lower-cased,
+// without building the string.
+func appendLowerCmdline(b []byte, p *Process) []byte {
+	if len(p.Args) == 0 {
+		return appendLower(b, p.Exe)
+	}
+	for i, a := range p.Args {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = appendLower(b, a)
+	}
+	return b
 }
 
 // appendLower appends s lower-cased (ASCII) to b.
