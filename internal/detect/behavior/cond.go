@@ -351,6 +351,11 @@ func lex(s string) ([]token, error) {
 					return nil, &CondError{start, "unterminated string"}
 				}
 				if s[i] == c {
+					if i+1 < len(s) && s[i+1] == c { // a doubled quote is a literal quote
+						b.WriteByte(c)
+						i += 2
+						continue
+					}
 					i++
 					break
 				}

@@ -54,6 +54,7 @@ type Engine struct {
 	allow      []allowEntry
 	maxPending int
 	pending    [][]*partial // by rule index
+	pindex     []pendingIndex
 	ctx        evalCtx
 	stamp      uint32
 	cand       []int32
@@ -70,6 +71,12 @@ type matcher struct {
 
 // New compiles rules into an engine.
 func New(rules *RuleSet, cfg Config) (*Engine, error) {
+	return newEngine(rules, cfg, true)
+}
+
+// newEngine builds an engine; without the index every condition is evaluated for every event of
+// its kinds, which the benchmark uses as the baseline.
+func newEngine(rules *RuleSet, cfg Config, indexed bool) (*Engine, error) {
 	var errs []error
 	disabled := map[string]bool{}
 	for _, id := range cfg.Disabled {
@@ -107,25 +114,30 @@ func New(rules *RuleSet, cfg Config) (*Engine, error) {
 		ri := int32(len(e.rules))
 		e.rules = append(e.rules, r)
 		if r.seq == nil {
-			e.addMatcher(ri, -1, r.cond, r.Kinds)
+			e.addMatcher(ri, -1, r.cond, r.Kinds, indexed)
 			continue
 		}
 		// later steps first, so that an event advancing a partial match is not also taken
 		// as the next step of the match it just advanced
 		for si := len(r.seq.steps) - 1; si >= 0; si-- {
 			st := &r.seq.steps[si]
-			e.addMatcher(ri, int32(si), st.cond, st.kinds)
+			e.addMatcher(ri, int32(si), st.cond, st.kinds, indexed)
 		}
 	}
+	for _, b := range e.buckets {
+		b.freeze()
+	}
 	e.pending = make([][]*partial, len(e.rules))
+	e.pindex = make([]pendingIndex, len(e.rules))
 	e.stats.Rules = len(e.rules)
 	return e, nil
 }
 
-func (e *Engine) addMatcher(rule, step int32, cond node, kinds []Kind) {
+func (e *Engine) addMatcher(rule, step int32, cond node, kinds []Kind, indexed bool) {
 	m := int32(len(e.matchers))
 	e.matchers = append(e.matchers, matcher{rule: rule, step: step, cond: cond})
 	set, ok := anchorsOf(cond)
+	ok = ok && indexed
 	if !ok {
 		e.stats.Unindexed++
 	}
@@ -174,14 +186,21 @@ func (e *Engine) Handle(ev *Event, emit func(finding.Finding)) {
 			}
 		}
 	}
-	for flag, ms := range b.byFlag {
-		if fields[flag].boo(c) {
-			e.collect(ms)
+	for i := range b.flags {
+		if b.flags[i].f.boo(c) {
+			e.collect(b.flags[i].ms)
 		}
 	}
 	if len(b.lits.lits) > 0 {
-		c.lower = appendLower(c.lower[:0], c.procCmdline())
+		c.lower = appendLowerCmdline(c.lower[:0], &ev.Proc)
 		b.lits.scan(c.lower, func(li int32) { e.collect(b.lits.owners[li]) })
+	}
+	if len(b.byPort) > 0 && ev.Net != nil {
+		e.collect(b.byPort[ev.Net.Remote.Port()])
+	}
+	if len(b.fileLits.lits) > 0 && ev.File != nil {
+		c.lower = appendLower(c.lower[:0], ev.File.Path)
+		b.fileLits.scan(c.lower, func(li int32) { e.collect(b.fileLits.owners[li]) })
 	}
 	e.collect(b.always)
 	if len(e.cand) == 0 {

@@ -47,6 +47,8 @@ const (
 	anchorAncs               // ancestors.name / ancestors.exe
 	anchorCmdline            // proc.cmdline / proc.args: value is a lower-case literal substring
 	anchorFlag               // a boolean field that is true: value is the field name
+	anchorFile               // file.path / file.name: value is a lower-case literal substring of the path
+	anchorPort               // net.remote_port: value is the port number
 )
 
 // field is one name a condition can compare, with the accessor that reads it from an event.
@@ -197,12 +199,23 @@ func (c *evalCtx) outputFiles() []string {
 			explicit = append(explicit, next())
 		case curl && strings.HasPrefix(a, "--output="), wget && strings.HasPrefix(a, "--output-document="):
 			explicit = append(explicit, a[strings.IndexByte(a, '=')+1:])
-		case curl && strings.HasPrefix(a, "-o") && len(a) > 2 && a[1] == 'o':
-			explicit = append(explicit, a[2:])
-		case wget && strings.HasPrefix(a, "-O") && len(a) > 2:
-			explicit = append(explicit, a[2:])
 		case curl && (a == "-O" || a == "--remote-name"):
 			remoteName = true
+		case len(a) > 2 && a[0] == '-' && a[1] != '-':
+			// a cluster of short options: "-fsSLo FILE", "-qO-", "-oFILE"
+			out := byte('o')
+			if wget {
+				out = 'O'
+			}
+			if i := strings.IndexByte(a, out); i > 0 {
+				if rest := a[i+1:]; rest != "" {
+					explicit = append(explicit, rest)
+				} else {
+					explicit = append(explicit, next())
+				}
+			} else if curl && strings.IndexByte(a, 'O') > 0 {
+				remoteName = true
+			}
 		case strings.Contains(a, "://"):
 			urls = append(urls, a)
 		}
@@ -337,7 +350,7 @@ var fields = func() map[string]*field {
 				}
 				return c.ev.Net.Local.Addr().Unmap()
 			}},
-		&field{name: "net.remote_port", typ: typeNumber, doc: "peer port",
+		&field{name: "net.remote_port", typ: typeNumber, anchor: anchorPort, doc: "peer port",
 			num: func(c *evalCtx) (int64, bool) {
 				if c.ev.Net == nil || !c.ev.Net.Remote.IsValid() {
 					return 0, false
@@ -357,14 +370,14 @@ var fields = func() map[string]*field {
 			boo: func(c *evalCtx) bool { return c.ev.Net != nil && c.ev.Net.Remote.Addr().Unmap().IsLoopback() }},
 		&field{name: "net.remote_is_public", typ: typeBool, doc: "peer is a valid address that is neither private, loopback, unspecified nor multicast",
 			boo: func(c *evalCtx) bool { return c.ev.Net != nil && isPublic(c.ev.Net.Remote.Addr()) }},
-		&field{name: "file.path", typ: typeString, doc: "changed path",
+		&field{name: "file.path", typ: typeString, anchor: anchorFile, doc: "changed path",
 			str: func(c *evalCtx) string {
 				if c.ev.File == nil {
 					return ""
 				}
 				return c.ev.File.Path
 			}},
-		&field{name: "file.name", typ: typeString, doc: "base name of file.path",
+		&field{name: "file.name", typ: typeString, anchor: anchorFile, doc: "base name of file.path",
 			str: func(c *evalCtx) string {
 				if c.ev.File == nil || c.ev.File.Path == "" {
 					return ""

@@ -1,6 +1,8 @@
 package behavior
 
 import (
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -49,6 +51,13 @@ func anchorsOf(n node) (set []anchor, ok bool) {
 		}
 	case *strLeaf:
 		return leafAnchors(n)
+	case *numLeaf:
+		if n.f.anchor == anchorPort && n.op == numEq {
+			for _, v := range n.vals {
+				set = append(set, anchor{anchorPort, strconv.FormatInt(v, 10)})
+			}
+			return set, true
+		}
 	}
 	return nil, false
 }
@@ -76,7 +85,7 @@ func leafAnchors(n *strLeaf) ([]anchor, bool) {
 			set = append(set, anchor{n.f.anchor, strings.ToLower(name)})
 		}
 		return set, true
-	case anchorCmdline:
+	case anchorCmdline, anchorFile:
 		if n.op == opMatches {
 			return nil, false
 		}
@@ -88,7 +97,7 @@ func leafAnchors(n *strLeaf) ([]anchor, bool) {
 			if len(lit) < 3 {
 				return nil, false
 			}
-			set = append(set, anchor{anchorCmdline, strings.ToLower(lit)})
+			set = append(set, anchor{n.f.anchor, strings.ToLower(lit)})
 		}
 		return set, true
 	}
@@ -106,11 +115,13 @@ func score(set []anchor) int {
 			w = 100
 		case anchorFlag:
 			w = 95
+		case anchorPort:
+			w = 70
 		case anchorParent:
 			w = 60
 		case anchorAncs:
 			w = 40
-		case anchorCmdline:
+		case anchorCmdline, anchorFile:
 			w = 10 + min(len(a.val), 20)
 		}
 		s = min(s, w)
@@ -124,12 +135,15 @@ type bucket struct {
 	byParent map[string][]int32
 	byAnc    map[string][]int32
 	byFlag   map[string][]int32
-	lits     litIndex
+	byPort   map[uint16][]int32
+	flags    []flagAnchor // byFlag as a slice, for a cheap loop per event
+	lits     litIndex     // over the command line
+	fileLits litIndex // over file.path
 	always   []int32
 }
 
 func newBucket() *bucket {
-	return &bucket{byName: map[string][]int32{}, byParent: map[string][]int32{}, byAnc: map[string][]int32{}, byFlag: map[string][]int32{}}
+	return &bucket{byName: map[string][]int32{}, byParent: map[string][]int32{}, byAnc: map[string][]int32{}, byFlag: map[string][]int32{}, byPort: map[uint16][]int32{}}
 }
 
 func (b *bucket) add(m int32, set []anchor, ok bool) {
@@ -147,10 +161,29 @@ func (b *bucket) add(m int32, set []anchor, ok bool) {
 			b.byAnc[a.val] = appendUniq(b.byAnc[a.val], m)
 		case anchorFlag:
 			b.byFlag[a.val] = appendUniq(b.byFlag[a.val], m)
+		case anchorPort:
+			port, _ := strconv.ParseUint(a.val, 10, 16)
+			b.byPort[uint16(port)] = appendUniq(b.byPort[uint16(port)], m)
 		case anchorCmdline:
 			b.lits.add(a.val, m)
+		case anchorFile:
+			b.fileLits.add(a.val, m)
 		}
 	}
+}
+
+type flagAnchor struct {
+	f  *field
+	ms []int32
+}
+
+// freeze prepares the bucket for matching once every matcher is added.
+func (b *bucket) freeze() {
+	b.flags = b.flags[:0]
+	for name, ms := range b.byFlag {
+		b.flags = append(b.flags, flagAnchor{fields[name], ms})
+	}
+	sort.Slice(b.flags, func(i, j int) bool { return b.flags[i].f.name < b.flags[j].f.name })
 }
 
 func appendUniq(l []int32, m int32) []int32 {
@@ -211,6 +244,21 @@ func (x *litIndex) scan(s []byte, found func(lit int32)) {
 			}
 		}
 	}
+}
+
+// appendLowerCmdline appends the process's command line (as Process.Cmdline), lower-cased,
+// without building the string.
+func appendLowerCmdline(b []byte, p *Process) []byte {
+	if len(p.Args) == 0 {
+		return appendLower(b, p.Exe)
+	}
+	for i, a := range p.Args {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = appendLower(b, a)
+	}
+	return b
 }
 
 // appendLower appends s lower-cased (ASCII) to b.

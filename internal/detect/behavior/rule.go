@@ -267,6 +267,7 @@ var (
 	mitrePattern = regexp.MustCompile(`^T[0-9]{4}(\.[0-9]{3})?$`)
 	listPattern  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	placeholder  = regexp.MustCompile(`\{([a-z_.]+)\}`)
+	relLine      = regexp.MustCompile(`line [0-9]+`)
 )
 
 const maxRuleFile = 4 << 20
@@ -329,7 +330,13 @@ func decodeRule(file string, n *yaml.Node, lists map[string][]string) (*Rule, er
 	dec := yaml.NewDecoder(bytes.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(&raw); err != nil {
-		return partial, fmt.Errorf("%v (line numbers count from the rule's first line)", err)
+		// the rule was re-encoded alone: report lines of the file, in words for rule authors
+		msg := relLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+			k, _ := strconv.Atoi(m[len("line "):])
+			return fmt.Sprintf("line %d", n.Line+k-1)
+		})
+		msg = strings.ReplaceAll(strings.ReplaceAll(msg, " in type behavior.rawRule", ""), "yaml: unmarshal errors:\n  ", "")
+		return partial, errors.New(msg)
 	}
 	r, err := compileRule(file, &raw, lists)
 	if err != nil {

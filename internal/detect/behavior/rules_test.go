@@ -32,3 +32,24 @@ func TestBuiltinRules(t *testing.T) {
 	}
 	t.Logf("%d rules, %d cases", set.Len(), cases)
 }
+
+// TestBuiltinRulesIndexed: every built-in condition (of a sequence: its first step) has an anchor, so the engine never evaluates
+// a built-in rule for every event of its kind.
+func TestBuiltinRulesIndexed(t *testing.T) {
+	set, _, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range set.Rules() {
+		conds := []node{r.cond}
+		if r.seq != nil {
+			// later steps are evaluated only while a partial match waits for them
+			conds = []node{r.seq.steps[0].cond}
+		}
+		for _, c := range conds {
+			if _, ok := anchorsOf(c); !ok {
+				t.Errorf("%s (%s): condition has no anchor (a process name, a command-line literal of 3+ bytes, or an indexed flag)", r.ID, r.File)
+			}
+		}
+	}
+}

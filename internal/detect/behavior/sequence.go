@@ -75,6 +75,60 @@ func (p *partial) inTree(ev *Event) bool {
 	return false
 }
 
+// pendingIndex counts, per sequence rule, the keys and anchor PIDs of its partial matches, so
+// that an event which shares none of them is turned away without scanning the partials.
+type pendingIndex struct {
+	keys map[string]int
+	pids map[int32]int
+}
+
+func (e *Engine) track(ri int32, p *partial, delta int) {
+	x := &e.pindex[ri]
+	if x.keys == nil {
+		x.keys, x.pids = map[string]int{}, map[int32]int{}
+	}
+	for _, k := range p.keys {
+		if x.keys[k] += delta; x.keys[k] <= 0 {
+			delete(x.keys, k)
+		}
+	}
+	for _, a := range p.anchors {
+		if x.pids[a.pid] += delta; x.pids[a.pid] <= 0 {
+			delete(x.pids, a.pid)
+		}
+	}
+}
+
+// mayAdvance is a quick test of whether any partial of the rule could take the event: one must
+// hold one of its keys and, for a tree scope, one of its PIDs as an anchor.
+func (e *Engine) mayAdvance(ri int32, st *step, keys []string, ev *Event) bool {
+	x := &e.pindex[ri]
+	if len(st.keys) > 0 {
+		found := false
+		for _, k := range keys {
+			if x.keys[k] > 0 {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if e.rules[ri].seq.scope == ScopeTree {
+		if x.pids[ev.Proc.PID] > 0 {
+			return true
+		}
+		for i := range ev.Ancestors {
+			if x.pids[ev.Ancestors[i].PID] > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
 // stepKeys are the values of the step's key fields for the event.
 func stepKeys(st *step, c *evalCtx) []string {
 	var vals []string
@@ -122,11 +176,16 @@ func (e *Engine) sequenceStep(ri int32, si int, c *evalCtx, emit func(finding.Fi
 		p.steps = append(p.steps, stepRecord{time: ev.Time, line: eventLine(c), proc: ev.Proc})
 		list := e.pending[ri]
 		if len(list) >= e.maxPending {
+			e.track(ri, list[0], -1)
 			list = slices.Delete(list, 0, 1)
 			e.stats.Evicted++
 		}
 		e.pending[ri] = append(list, p)
+		e.track(ri, p, +1)
 		e.stats.Started++
+		return
+	}
+	if !e.mayAdvance(ri, st, keys, ev) {
 		return
 	}
 	last := si == len(seq.steps)-1
@@ -135,6 +194,7 @@ func (e *Engine) sequenceStep(ri int32, si int, c *evalCtx, emit func(finding.Fi
 	kept := list[:0]
 	for _, p := range list {
 		if ev.Time.Sub(p.start) > seq.window {
+			e.track(ri, p, -1)
 			e.stats.Expired++
 			continue
 		}
@@ -148,6 +208,7 @@ func (e *Engine) sequenceStep(ri int32, si int, c *evalCtx, emit func(finding.Fi
 			kept = append(kept, p)
 			continue
 		}
+		e.track(ri, p, -1)
 		if len(st.keys) > 0 {
 			p.keys = shared
 		}
@@ -160,6 +221,7 @@ func (e *Engine) sequenceStep(ri int32, si int, c *evalCtx, emit func(finding.Fi
 		}
 		p.next++
 		p.addAnchors(ev)
+		e.track(ri, p, +1)
 		kept = append(kept, p)
 	}
 	clear(list[len(kept):])
@@ -172,7 +234,11 @@ func (e *Engine) sequenceStep(ri int32, si int, c *evalCtx, emit func(finding.Fi
 // maybeSweep drops expired partial matches once a minute of event time, so that rules whose
 // later steps never come do not hold memory until they are evicted.
 func (e *Engine) maybeSweep(now time.Time) {
-	if now.Sub(e.lastSweep) < time.Minute && !now.Before(e.lastSweep) {
+	if now.Before(e.lastSweep) {
+		e.lastSweep = now // a replay or a clock step back: sweep a minute from here
+		return
+	}
+	if now.Sub(e.lastSweep) < time.Minute {
 		return
 	}
 	e.lastSweep = now
@@ -184,6 +250,7 @@ func (e *Engine) maybeSweep(now time.Time) {
 		kept := list[:0]
 		for _, p := range list {
 			if now.Sub(p.start) > w {
+				e.track(int32(ri), p, -1)
 				e.stats.Expired++
 				continue
 			}

@@ -94,7 +94,8 @@ func compileTest(t rawTest) (ruleTest, error) {
 }
 
 // Event builds the event at time at; pid is used when the case gives none. Unless given, the
-// parent is PID 500 and its parent PID 400, so the events of one case share a process tree.
+// parent is PID 500 (by default an interactive bash of the process's real uid) and its parent
+// PID 400, so the events of one case share a process tree.
 func (te *TestEvent) Event(at time.Time, pid int32) (*Event, error) {
 	ev := &Event{Kind: ParseKind(te.Kind), Time: at, Host: te.Host}
 	if ev.Kind == 0 {
@@ -102,10 +103,15 @@ func (te *TestEvent) Event(at time.Time, pid int32) (*Event, error) {
 	}
 	ev.Proc = te.TestProcess.process(pid)
 	chain := []TestProcess{}
-	if te.Parent != nil {
+	switch {
+	case te.Parent != nil:
 		chain = append(chain, *te.Parent)
-	} else if len(te.Ancestors) > 0 {
+	case len(te.Ancestors) > 0:
 		return nil, errors.New("ancestors need a parent first")
+	default:
+		// an interactive shell of the same user
+		uid := ev.Proc.UID
+		chain = append(chain, TestProcess{Exe: "/usr/bin/bash", Args: []string{"bash"}, UID: &uid})
 	}
 	chain = append(chain, te.Ancestors...)
 	for i, tp := range chain {
