@@ -376,8 +376,9 @@ rules:
 	}
 }
 
-// TestAttacksInBenignStream: attacks hidden in ordinary work are found, each by its rule.
-func TestAttacksInBenignStream(t *testing.T) {
+// attackStream is ordinary work with a web shell, a dropper, a reverse shell, a miner and a
+// local privilege escalation in it.
+func attackStream() []*Event {
 	c := newCorpus(7)
 	sshd, cron := c.services()
 	c.packageBuild(10)
@@ -396,10 +397,14 @@ func TestAttacksInBenignStream(t *testing.T) {
 	// a local user escalates
 	c.execAs(sh, 1000, 0, "pts/0", "/usr/bin/dash", "sh")
 	c.packageBuild(10)
+	return c.events
+}
 
+// TestAttacksInBenignStream: attacks hidden in ordinary work are found, each by its rule.
+func TestAttacksInBenignStream(t *testing.T) {
 	e := builtinEngine(t, Config{})
 	got := map[string]int{}
-	for _, f := range handleAll(t, e, c.events...) {
+	for _, f := range handleAll(t, e, attackStream()...) {
 		got[f.RuleID]++
 	}
 	for _, id := range []string{"behavior.web-server-shell", "behavior.web-server-recon", "behavior.download-chmod-exec",
@@ -412,5 +417,32 @@ func TestAttacksInBenignStream(t *testing.T) {
 	}
 	for id, n := range got {
 		t.Errorf("unexpected %s x%d", id, n)
+	}
+}
+
+// TestIndexEquivalence: the index only skips work. An engine with it and one evaluating every
+// condition for every event report the same rules for the same events.
+func TestIndexEquivalence(t *testing.T) {
+	set := benchRules(t, 500)
+	sig, _ := loadTestSigma(t)
+	set = set.Merge(sig)
+	run := func(indexed bool) []string {
+		e, err := newEngine(set, Config{}, indexed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		evs := append(benchStream(), attackStream()...)
+		for i, ev := range evs {
+			e.Handle(ev, func(f finding.Finding) { got = append(got, fmt.Sprintf("%d %s", i, f.RuleID)) })
+		}
+		return got
+	}
+	with, without := run(true), run(false)
+	if strings.Join(with, "\n") != strings.Join(without, "\n") {
+		t.Errorf("indexed engine reported %d findings, unindexed %d:\nindexed:   %v\nunindexed: %v", len(with), len(without), with, without)
+	}
+	if len(with) < 10 {
+		t.Errorf("only %d findings: the comparison says little", len(with))
 	}
 }
