@@ -446,3 +446,62 @@ func TestIndexEquivalence(t *testing.T) {
 		t.Errorf("only %d findings: the comparison says little", len(with))
 	}
 }
+
+const treeRule = `
+rules:
+  - id: a-then-b-tree
+    title: A then B in one tree
+    description: test
+    severity: low
+    sequence:
+      scope: tree
+      window: 1h
+      steps:
+        - {kind: exec, condition: proc.name = aaa}
+        - {kind: exec, condition: proc.name = bbb}
+`
+
+// TestTreeScope: which processes count as the same tree as an earlier step.
+func TestTreeScope(t *testing.T) {
+	set, problems, err := LoadRules(fstest.MapFS{"t.yml": {Data: []byte(treeRule)}})
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	start := testEpoch.Add(-time.Hour)
+	shell := Process{PID: 700, PPID: 600, Exe: "/usr/bin/bash", Start: start}
+	sshd := Process{PID: 600, PPID: 1, Exe: "/usr/sbin/sshd", Start: start}
+	initp := Process{PID: 1, Exe: "/usr/lib/systemd/systemd"}
+	a := &Event{Kind: KindExec, Time: testEpoch, Proc: Process{PID: 800, PPID: 700, Exe: "/usr/bin/aaa", Start: testEpoch}, Ancestors: []Process{shell, sshd, initp}}
+	b := func(p Process, ancs ...Process) *Event {
+		return &Event{Kind: KindExec, Time: testEpoch.Add(time.Minute), Proc: p, Ancestors: ancs}
+	}
+	bbb := func(pid, ppid int32) Process {
+		return Process{PID: pid, PPID: ppid, Exe: "/usr/bin/bbb", Start: testEpoch.Add(time.Minute)}
+	}
+	aaaAgain := a.Proc // the first step's process, seen as an ancestor
+	tests := []struct {
+		name string
+		ev   *Event
+		want bool
+	}{
+		{"sibling: same parent shell", b(bbb(801, 700), shell, sshd, initp), true},
+		{"descendant of the first step", b(bbb(900, 800), aaaAgain, shell, sshd, initp), true},
+		{"grandchild of the parent shell", b(bbb(901, 850), Process{PID: 850, PPID: 700, Exe: "/usr/bin/make"}, shell, sshd, initp), true},
+		{"another session under the same sshd", b(bbb(902, 710), Process{PID: 710, PPID: 600, Exe: "/usr/bin/bash"}, sshd, initp), false},
+		{"a daemon under init only", b(bbb(903, 1), initp), false},
+		{"the parent's PID reused by another process", b(bbb(904, 700), Process{PID: 700, PPID: 1, Exe: "/usr/bin/bash", Start: testEpoch.Add(30 * time.Second)}, initp), false},
+		{"unknown start times compare by PID", b(bbb(905, 700), Process{PID: 700, PPID: 600, Exe: "/usr/bin/bash"}, initp), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := New(set, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := len(handleAll(t, e, a, tt.ev)) > 0
+			if got != tt.want {
+				t.Errorf("fired = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
