@@ -505,3 +505,21 @@ func TestTreeScope(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptEvidence: an inbound connection's client is the finding's source address.
+func TestAcceptEvidence(t *testing.T) {
+	ev := exec("/usr/bin/ncat", "ncat", "-lvp", "4444", "--sh-exec", "/bin/bash")
+	ev.Kind = KindAccept
+	ev.Net = &Conn{Proto: "tcp", Local: netip.MustParseAddrPort("10.0.0.4:4444"), Remote: netip.MustParseAddrPort("[::ffff:198.51.100.77]:51514")}
+	fs := handleAll(t, builtinEngine(t, Config{}), ev)
+	if len(fs) != 1 || fs[0].RuleID != "behavior.bind-shell-accept" {
+		t.Fatalf("findings %v", ruleIDs(fs))
+	}
+	ed := fs[0].Evidence
+	if ed.SourceIP != "198.51.100.77" || ed.Fields["local"] != "10.0.0.4:4444" || fs[0].DedupKey != "exe=/usr/bin/ncat remote=198.51.100.77" {
+		t.Errorf("evidence %+v, dedup %q", ed, fs[0].DedupKey)
+	}
+	if ed.Lines[0] != "ncat[4000] accept tcp 198.51.100.77:51514" {
+		t.Errorf("line %q", ed.Lines[0])
+	}
+}
