@@ -66,6 +66,9 @@ type strLeaf struct {
 }
 
 func (n *strLeaf) eval(c *evalCtx) bool {
+	if n.nocase && n.f == cmdlineField {
+		return n.matchLower(c.lowerCmdline())
+	}
 	if n.f.typ == typeStrings {
 		for _, s := range n.f.strs(c) {
 			if n.match(s) {
@@ -85,6 +88,14 @@ func (n *strLeaf) eval(c *evalCtx) bool {
 }
 
 func (n *strLeaf) match(s string) bool {
+	if n.nocase {
+		s = lowerASCII(s)
+	}
+	return n.matchLower(s)
+}
+
+// matchLower is match for a string already lower-cased when the leaf ignores case.
+func (n *strLeaf) matchLower(s string) bool {
 	if n.op == opMatches {
 		for _, re := range n.res {
 			if re.MatchString(s) {
@@ -92,9 +103,6 @@ func (n *strLeaf) match(s string) bool {
 			}
 		}
 		return false
-	}
-	if n.nocase {
-		s = lowerASCII(s)
 	}
 	switch n.op {
 	case opEq:

@@ -376,8 +376,9 @@ rules:
 	}
 }
 
-// TestAttacksInBenignStream: attacks hidden in ordinary work are found, each by its rule.
-func TestAttacksInBenignStream(t *testing.T) {
+// attackStream is ordinary work with a web shell, a dropper, a reverse shell, a miner and a
+// local privilege escalation in it.
+func attackStream() []*Event {
 	c := newCorpus(7)
 	sshd, cron := c.services()
 	c.packageBuild(10)
@@ -396,10 +397,14 @@ func TestAttacksInBenignStream(t *testing.T) {
 	// a local user escalates
 	c.execAs(sh, 1000, 0, "pts/0", "/usr/bin/dash", "sh")
 	c.packageBuild(10)
+	return c.events
+}
 
+// TestAttacksInBenignStream: attacks hidden in ordinary work are found, each by its rule.
+func TestAttacksInBenignStream(t *testing.T) {
 	e := builtinEngine(t, Config{})
 	got := map[string]int{}
-	for _, f := range handleAll(t, e, c.events...) {
+	for _, f := range handleAll(t, e, attackStream()...) {
 		got[f.RuleID]++
 	}
 	for _, id := range []string{"behavior.web-server-shell", "behavior.web-server-recon", "behavior.download-chmod-exec",
@@ -412,5 +417,109 @@ func TestAttacksInBenignStream(t *testing.T) {
 	}
 	for id, n := range got {
 		t.Errorf("unexpected %s x%d", id, n)
+	}
+}
+
+// TestIndexEquivalence: the index only skips work. An engine with it and one evaluating every
+// condition for every event report the same rules for the same events.
+func TestIndexEquivalence(t *testing.T) {
+	set := benchRules(t, 500)
+	sig, _ := loadTestSigma(t)
+	set = set.Merge(sig)
+	run := func(indexed bool) []string {
+		e, err := newEngine(set, Config{}, indexed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		evs := append(benchStream(), attackStream()...)
+		for i, ev := range evs {
+			e.Handle(ev, func(f finding.Finding) { got = append(got, fmt.Sprintf("%d %s", i, f.RuleID)) })
+		}
+		return got
+	}
+	with, without := run(true), run(false)
+	if strings.Join(with, "\n") != strings.Join(without, "\n") {
+		t.Errorf("indexed engine reported %d findings, unindexed %d:\nindexed:   %v\nunindexed: %v", len(with), len(without), with, without)
+	}
+	if len(with) < 10 {
+		t.Errorf("only %d findings: the comparison says little", len(with))
+	}
+}
+
+const treeRule = `
+rules:
+  - id: a-then-b-tree
+    title: A then B in one tree
+    description: test
+    severity: low
+    sequence:
+      scope: tree
+      window: 1h
+      steps:
+        - {kind: exec, condition: proc.name = aaa}
+        - {kind: exec, condition: proc.name = bbb}
+`
+
+// TestTreeScope: which processes count as the same tree as an earlier step.
+func TestTreeScope(t *testing.T) {
+	set, problems, err := LoadRules(fstest.MapFS{"t.yml": {Data: []byte(treeRule)}})
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	start := testEpoch.Add(-time.Hour)
+	shell := Process{PID: 700, PPID: 600, Exe: "/usr/bin/bash", Start: start}
+	sshd := Process{PID: 600, PPID: 1, Exe: "/usr/sbin/sshd", Start: start}
+	initp := Process{PID: 1, Exe: "/usr/lib/systemd/systemd"}
+	a := &Event{Kind: KindExec, Time: testEpoch, Proc: Process{PID: 800, PPID: 700, Exe: "/usr/bin/aaa", Start: testEpoch}, Ancestors: []Process{shell, sshd, initp}}
+	b := func(p Process, ancs ...Process) *Event {
+		return &Event{Kind: KindExec, Time: testEpoch.Add(time.Minute), Proc: p, Ancestors: ancs}
+	}
+	bbb := func(pid, ppid int32) Process {
+		return Process{PID: pid, PPID: ppid, Exe: "/usr/bin/bbb", Start: testEpoch.Add(time.Minute)}
+	}
+	aaaAgain := a.Proc // the first step's process, seen as an ancestor
+	tests := []struct {
+		name string
+		ev   *Event
+		want bool
+	}{
+		{"sibling: same parent shell", b(bbb(801, 700), shell, sshd, initp), true},
+		{"descendant of the first step", b(bbb(900, 800), aaaAgain, shell, sshd, initp), true},
+		{"grandchild of the parent shell", b(bbb(901, 850), Process{PID: 850, PPID: 700, Exe: "/usr/bin/make"}, shell, sshd, initp), true},
+		{"another session under the same sshd", b(bbb(902, 710), Process{PID: 710, PPID: 600, Exe: "/usr/bin/bash"}, sshd, initp), false},
+		{"a daemon under init only", b(bbb(903, 1), initp), false},
+		{"the parent's PID reused by another process", b(bbb(904, 700), Process{PID: 700, PPID: 1, Exe: "/usr/bin/bash", Start: testEpoch.Add(30 * time.Second)}, initp), false},
+		{"unknown start times compare by PID", b(bbb(905, 700), Process{PID: 700, PPID: 600, Exe: "/usr/bin/bash"}, initp), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := New(set, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := len(handleAll(t, e, a, tt.ev)) > 0
+			if got != tt.want {
+				t.Errorf("fired = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAcceptEvidence: an inbound connection's client is the finding's source address.
+func TestAcceptEvidence(t *testing.T) {
+	ev := exec("/usr/bin/ncat", "ncat", "-lvp", "4444", "--sh-exec", "/bin/bash")
+	ev.Kind = KindAccept
+	ev.Net = &Conn{Proto: "tcp", Local: netip.MustParseAddrPort("10.0.0.4:4444"), Remote: netip.MustParseAddrPort("[::ffff:198.51.100.77]:51514")}
+	fs := handleAll(t, builtinEngine(t, Config{}), ev)
+	if len(fs) != 1 || fs[0].RuleID != "behavior.bind-shell-accept" {
+		t.Fatalf("findings %v", ruleIDs(fs))
+	}
+	ed := fs[0].Evidence
+	if ed.SourceIP != "198.51.100.77" || ed.Fields["local"] != "10.0.0.4:4444" || fs[0].DedupKey != "exe=/usr/bin/ncat remote=198.51.100.77" {
+		t.Errorf("evidence %+v, dedup %q", ed, fs[0].DedupKey)
+	}
+	if ed.Lines[0] != "ncat[4000] accept tcp 198.51.100.77:51514" {
+		t.Errorf("line %q", ed.Lines[0])
 	}
 }

@@ -156,13 +156,13 @@ func (e *Event) Parent() *Process {
 
 // SocketPeer returns the peer of the first standard descriptor (0, 1, then 2) that is a network
 // socket connected to an address other than loopback or unspecified: the mark of a shell whose
-// input or output goes to another host.
+// input or output goes to another host. An IPv4-mapped peer is returned as IPv4.
 func (e *Event) SocketPeer() (netip.AddrPort, bool) {
 	for _, fd := range e.Std {
 		if fd.Type == FDSocket && fd.Remote.IsValid() {
 			a := fd.Remote.Addr().Unmap()
 			if !a.IsLoopback() && !a.IsUnspecified() {
-				return fd.Remote, true
+				return netip.AddrPortFrom(a, fd.Remote.Port()), true
 			}
 		}
 	}

@@ -71,6 +71,8 @@ type evalCtx struct {
 	setuid  *setuidList
 	cmdline string
 	hasCmd  bool
+	lcmd    string
+	hasLcmd bool
 	lower   []byte // lower-case command line, for the literal prefilter
 	pcmd    string
 	hasPcmd bool
@@ -85,6 +87,16 @@ type evalCtx struct {
 
 func (c *evalCtx) reset(ev *Event) {
 	*c = evalCtx{ev: ev, setuid: c.setuid, lower: c.lower[:0], ancName: c.ancName[:0], ancExe: c.ancExe[:0], ancCmd: c.ancCmd[:0], paths: c.paths[:0], outs: c.outs[:0]}
+}
+
+// cmdlineField is proc.cmdline, whose lower-case form the context caches.
+var cmdlineField = fields["proc.cmdline"]
+
+func (c *evalCtx) lowerCmdline() string {
+	if !c.hasLcmd {
+		c.lcmd, c.hasLcmd = lowerASCII(c.procCmdline()), true
+	}
+	return c.lcmd
 }
 
 func (c *evalCtx) procCmdline() string {

@@ -138,7 +138,7 @@ type bucket struct {
 	byPort   map[uint16][]int32
 	flags    []flagAnchor // byFlag as a slice, for a cheap loop per event
 	lits     litIndex     // over the command line
-	fileLits litIndex // over file.path
+	fileLits litIndex     // over file.path
 	always   []int32
 }
 

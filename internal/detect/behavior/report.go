@@ -2,6 +2,7 @@ package behavior
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -52,10 +53,10 @@ func buildFinding(r *Rule, c *evalCtx, p *partial) finding.Finding {
 	if ev.Net != nil {
 		evd.Fields["proto"] = ev.Net.Proto
 		if ev.Net.Remote.IsValid() {
-			evd.Fields["remote"] = ev.Net.Remote.String()
+			evd.Fields["remote"] = unmap(ev.Net.Remote).String()
 		}
 		if ev.Net.Local.IsValid() {
-			evd.Fields["local"] = ev.Net.Local.String()
+			evd.Fields["local"] = unmap(ev.Net.Local).String()
 		}
 		if ev.Kind == KindAccept && ev.Net.Remote.IsValid() {
 			evd.SourceIP = ev.Net.Remote.Addr().Unmap().String()
@@ -121,7 +122,7 @@ func defaultSubject(c *evalCtx) string {
 	switch ev.Kind {
 	case KindConnect, KindAccept:
 		if ev.Net != nil {
-			return fmt.Sprintf("%s %s %s %s", name, ev.Kind, ev.Net.Proto, ev.Net.Remote)
+			return fmt.Sprintf("%s %s %s %s", name, ev.Kind, ev.Net.Proto, unmap(ev.Net.Remote))
 		}
 	case KindFile:
 		if ev.File != nil {
@@ -141,7 +142,7 @@ func eventLine(c *evalCtx) string {
 		return clean(c.procCmdline())
 	case KindConnect, KindAccept:
 		if ev.Net != nil {
-			return clean(fmt.Sprintf("%s %s %s %s", who, ev.Kind, ev.Net.Proto, ev.Net.Remote))
+			return clean(fmt.Sprintf("%s %s %s %s", who, ev.Kind, ev.Net.Proto, unmap(ev.Net.Remote)))
 		}
 	case KindFile:
 		if ev.File != nil {
@@ -168,6 +169,14 @@ func dedupKey(ev *Event) string {
 		k += " remote=" + ev.Net.Remote.Addr().Unmap().String()
 	}
 	return k
+}
+
+// unmap shows an IPv4-mapped IPv6 peer as the IPv4 address it is.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	if !ap.IsValid() {
+		return ap
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // clean removes NUL bytes, which the console's store cannot hold in text columns.

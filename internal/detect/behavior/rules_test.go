@@ -1,6 +1,8 @@
 package behavior
 
 import (
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -50,6 +52,19 @@ func TestBuiltinRulesIndexed(t *testing.T) {
 			if _, ok := anchorsOf(c); !ok {
 				t.Errorf("%s (%s): condition has no anchor (a process name, a command-line literal of 3+ bytes, or an indexed flag)", r.ID, r.File)
 			}
+		}
+	}
+}
+
+// TestDocsListFields: docs/RULES-BEHAVIOR.md documents every field a condition can use.
+func TestDocsListFields(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/RULES-BEHAVIOR.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range FieldNames() {
+		if !strings.Contains(string(doc), "| `"+name+"` |") {
+			t.Errorf("field %s is not in the field table of docs/RULES-BEHAVIOR.md", name)
 		}
 	}
 }

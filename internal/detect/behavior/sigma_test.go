@@ -25,6 +25,7 @@ func TestSigmaLoadReport(t *testing.T) {
 		"sigma.6f1c3a52-9d1e-4b7a-8f0e-2c4d5e6f7a81", "sigma.0b7e2d94-31c5-4a60-9e2f-7d8c1b3a4e55",
 		"sigma.a4d2f1e0-5b6c-47d8-9e0a-1b2c3d4e5f60", "sigma.3e9a7c1b-2d4f-4e6a-8b0c-9d1e2f3a4b5c",
 		"sigma.9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "sigma.5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a",
+		"sigma.7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d",
 	}
 	for _, id := range wantLoaded {
 		if set.Rule(id) == nil {
@@ -105,6 +106,9 @@ func TestSigmaMatching(t *testing.T) {
 		{"User root and cased", "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a", asRoot(exec("/usr/bin/chattr", "chattr", "+i", "/etc/cron.d/x")), true},
 		{"cased differs", "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a", asRoot(exec("/usr/bin/chattr", "chattr", "+I", "/etc/cron.d/x")), false},
 		{"not root", "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a", exec("/usr/bin/chattr", "chattr", "+i", "/home/a/x"), false},
+		{"1 of them: first", "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d", exec("/usr/bin/shred", "shred", "-u", "/var/log/auth.log"), true},
+		{"1 of them: second", "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d", exec("/usr/bin/wipe", "wipe", "-f", "/var/log/wtmp"), true},
+		{"1 of them: neither", "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d", exec("/usr/bin/shred", "shred", "-u", "/tmp/key"), false},
 	}
 	e, err := New(set, Config{})
 	if err != nil {
