@@ -99,7 +99,7 @@ func (p *behaviorPipeline) load(cfg BehaviorConfig) error {
 	for _, set := range []struct {
 		paths []string
 		load  func(fsys fs.FS, patterns ...string) (*behavior.RuleSet, []behavior.LoadProblem, error)
-	}{{cfg.Rules, behavior.LoadRules}} {
+	}{{cfg.Rules, behavior.LoadRules}, {cfg.Sigma, behavior.LoadSigma}} {
 		for _, path := range set.paths {
 			fsys, pattern := ruleFS(path)
 			more, probs, err := set.load(fsys, pattern...)

@@ -111,16 +111,36 @@ type StdFD struct {
 }
 
 // Name is the base name of the process's executable ("bash" for /usr/bin/bash), or its kernel
-// task name when the executable is unknown.
+// task name when the executable is unknown. A multi-call executable (busybox, the xtables binary
+// behind iptables) acts as the program its argv[0] names, so for those Name is argv[0]'s base
+// name: /usr/sbin/xtables-nft-multi run as "iptables -F" is iptables. Other names cannot be
+// chosen that way: a symlink named "apt" to an attacker's binary still has that binary's name.
 func (p *Process) Name() string {
 	if p.Exe == "" {
 		return p.Comm
 	}
-	i := len(p.Exe) - 1
-	for i >= 0 && p.Exe[i] != '/' {
+	name := lastElem(p.Exe)
+	if multiCall[name] && len(p.Args) > 0 {
+		if a0 := lastElem(p.Args[0]); a0 != "" {
+			return a0
+		}
+	}
+	return name
+}
+
+// multiCall are executables that dispatch on the name they were run under.
+var multiCall = map[string]bool{
+	"busybox": true, "toybox": true,
+	"xtables-nft-multi": true, "xtables-legacy-multi": true, "xtables-multi": true,
+}
+
+// lastElem is what follows the last slash (all of path when there is none).
+func lastElem(path string) string {
+	i := len(path) - 1
+	for i >= 0 && path[i] != '/' {
 		i--
 	}
-	return p.Exe[i+1:]
+	return path[i+1:]
 }
 
 // Cmdline is the argument vector joined by single spaces, or the executable when argv is
