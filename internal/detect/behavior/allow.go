@@ -23,13 +23,17 @@ type Allow struct {
 	// Cmdline are regular expressions (RE2) searched in the process's command line.
 	Cmdline []string `json:"cmdline,omitempty"`
 	// Users are numeric uids or user names, matched against the process's real uid and its
-	// login uid (auid); names need Config.LookupUser, except "root".
+	// login uid (auid). Names are resolved on each host with Config.LookupUser; on a host
+	// without the user the entry does not match.
 	Users []string `json:"users,omitempty"`
 	// Parents are the parent process's executable globs (with a "/") or base names ("ansible").
 	Parents []string `json:"parents,omitempty"`
 	// Comment says why the activity is allowed; required, so that every exception explains itself.
 	Comment string `json:"comment"`
 }
+
+// userName is what useradd accepts (with the trailing $ of machine accounts).
+var userName = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
 
 var ruleIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$`)
 
@@ -39,6 +43,7 @@ type allowEntry struct {
 	paths   []glob
 	cmdline []*regexp.Regexp
 	uids    []uint32
+	users   bool // a users criterion is set, even if no name resolved on this host
 	pexe    []glob
 	pnames  []string
 }
@@ -93,16 +98,22 @@ func (a *Allow) compile(lookup func(string) (uint32, bool)) (allowEntry, error) 
 			x.uids = append(x.uids, 0)
 			continue
 		}
+		if !userName.MatchString(u) {
+			errs = append(errs, fmt.Errorf("users: %q is neither a uid nor a user name", u))
+			continue
+		}
+		// A name is resolved on each host; where it does not exist the entry cannot match
+		// (x.users stays set, so an unresolved criterion never widens the entry).
+		x.users = true
 		if lookup == nil {
-			errs = append(errs, fmt.Errorf("users: %q: give the numeric uid (the engine sees uids, and no user look-up is configured)", u))
 			continue
 		}
-		uid, ok := lookup(u)
-		if !ok {
-			errs = append(errs, fmt.Errorf("users: no user %q", u))
-			continue
+		if uid, ok := lookup(u); ok {
+			x.uids = append(x.uids, uid)
 		}
-		x.uids = append(x.uids, uid)
+	}
+	if len(x.uids) > 0 {
+		x.users = true
 	}
 	for _, p := range a.Parents {
 		switch {
@@ -172,7 +183,7 @@ func (x *allowEntry) applies(r *Rule, c *evalCtx) bool {
 			return false
 		}
 	}
-	if len(x.uids) > 0 {
+	if x.users {
 		ok := false
 		for _, u := range x.uids {
 			if ev.Proc.UID == u || ev.Proc.AUID == u {

@@ -220,6 +220,9 @@ func TestAllowAndDisabled(t *testing.T) {
 		{"parent name", Config{Allow: []Allow{{Parents: []string{"bash"}, Rules: []string{"behavior.miner-known-binary"}, Comment: "interactive"}}}, false},
 		{"parent glob misses", Config{Allow: []Allow{{Parents: []string{"/usr/bin/ansible*"}, Comment: "ansible"}}}, true},
 		{"user name via lookup", Config{Allow: []Allow{{Users: []string{"alice"}, Comment: "alice"}}, LookupUser: func(n string) (uint32, bool) { return 1000, n == "alice" }}, false},
+		{"user name unknown on this host: the entry does not widen", Config{Allow: []Allow{{Rules: []string{"behavior.miner-*"}, Users: []string{"ghost"}, Comment: "x"}},
+			LookupUser: func(string) (uint32, bool) { return 0, false }}, true},
+		{"user name without a look-up", Config{Allow: []Allow{{Rules: []string{"behavior.miner-*"}, Users: []string{"alice"}, Comment: "x"}}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,7 +250,7 @@ func TestAllowValidate(t *testing.T) {
 		{Allow{Comment: "x"}, "no criteria"},
 		{Allow{Exe: []string{"bin/*"}, Comment: "x"}, "absolute path glob"},
 		{Allow{Cmdline: []string{"(unclosed"}, Comment: "x"}, "cmdline"},
-		{Allow{Users: []string{"alice"}, Comment: "x"}, "numeric uid"},
+		{Allow{Users: []string{"Bad User!"}, Comment: "x"}, "neither a uid nor a user name"},
 		{Allow{Rules: []string{"a b"}, Comment: "x"}, "not a rule ID"},
 	}
 	for _, b := range bad {
