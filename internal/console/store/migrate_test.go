@@ -32,8 +32,8 @@ func TestMigrationsOpenTwiceIsIdempotent(t *testing.T) {
 		}
 		var rows int
 		must(t, second.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&rows))
-		if rows != len(migrations)-1 {
-			t.Errorf("schema_migrations has %d rows, want one per migration (%d)", rows, len(migrations)-1)
+		if want := nonEmptyMigrations(); rows != want {
+			t.Errorf("schema_migrations has %d rows, want one per migration (%d)", rows, want)
 		}
 		u, err := second.UserByName(ctx, "alice")
 		if err != nil || u.ID != "u-alice" {
@@ -73,4 +73,14 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 			}
 		}
 	})
+}
+
+func nonEmptyMigrations() int {
+	n := 0
+	for _, m := range migrations[1:] {
+		if m != "" {
+			n++
+		}
+	}
+	return n
 }
