@@ -121,6 +121,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/reputation/import", s.require(admin, s.importReputation))
 	mux.HandleFunc("GET /api/v1/reputation/{sha256}", s.require(viewer, s.lookupReputation))
 
+	mux.HandleFunc("GET /api/v1/webhooks", s.require(admin, s.listWebhooks))
+	mux.HandleFunc("POST /api/v1/webhooks", s.require(admin, s.createWebhook))
+	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", s.require(admin, s.deleteWebhook))
+
 	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))
 	mux.HandleFunc("POST /api/v1/blocks", s.require(analyst, s.createBlock))
 	mux.HandleFunc("POST /api/v1/blocks/remove", s.require(analyst, s.removeBlock))
