@@ -112,25 +112,33 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /download/ca.crt", s.caCert)
 }
 
-// sameOrigin refuses state-changing requests whose Origin names another site: defence in depth
-// beside the CSRF token, and the only guard the login form has (it has no session yet).
+// sameOrigin refuses state-changing requests a browser says come from another site: defence in
+// depth beside the CSRF token, and the only guard the login form has (it has no session yet).
+// Browsers send Sec-Fetch-Site; older ones are judged by Origin ("null", sent under some
+// referrer policies, tells nothing and is left to the CSRF token).
 func sameOrigin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if o := r.Header.Get("Origin"); o != "" {
-				u, err := url.Parse(o)
-				if err != nil || u.Host != r.Host {
-					http.Error(w, "cross-site request refused", http.StatusForbidden)
-					return
-				}
-			}
-			if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-				http.Error(w, "cross-site request refused", http.StatusForbidden)
-				return
-			}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && crossSite(r) {
+			http.Error(w, "cross-site request refused", http.StatusForbidden)
+			return
 		}
 		h(w, r)
 	}
+}
+
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "cross-site", "same-site":
+		return true
+	}
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" {
+		return false
+	}
+	u, err := url.Parse(o)
+	return err != nil || u.Host != r.Host
 }
 
 // view is what every page template gets.
