@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/palisade-cwpp/palisade/internal/agent"
+	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
 // browser is a headless Debian Chromium driven over the DevTools protocol.
@@ -207,6 +208,9 @@ func TestBrowserOperatorDay(t *testing.T) {
 	mustf(t, strings.Contains(audit, "event.handled") && strings.Contains(audit, evID) && strings.Contains(audit, "test file from the browser test"),
 		"audit log lacks the page action:\n%s", audit)
 
+	if os.Getenv("PALISADE_SCREENSHOTS") != "" {
+		seedDemoEvents(t, tc, host)
+	}
 	b.screenshot("/", "dashboard")
 	b.screenshot("/hosts", "hosts")
 	b.screenshot("/hosts/"+host, "host")
@@ -242,5 +246,29 @@ func TestBrowserOperatorDay(t *testing.T) {
 	mustf(t, ev.Status == "handled", "event status after the viewer's attempt: %s", ev.Status)
 	if n := b.open("/onboarding"); !strings.Contains(n, "may not do this") {
 		t.Errorf("viewer reached onboarding: %s", n)
+	}
+}
+
+// seedDemoEvents adds two weeks of plausible findings to the host, so screenshots of the
+// dashboard show a trend; only for scripts/screenshots.sh, never in the test's assertions.
+func seedDemoEvents(t *testing.T, tc *testConsole, host string) {
+	now := time.Now()
+	var fs []finding.Finding
+	ips := []string{"203.0.113.7", "198.51.100.23", "192.0.2.44", "203.0.113.81", "198.51.100.9"}
+	for day := range 14 {
+		for i := range (day*7)%5 + 1 {
+			ip := ips[(day+i)%len(ips)]
+			at := now.Add(-time.Duration(day)*24*time.Hour - time.Duration(i)*time.Hour)
+			fs = append(fs, finding.Finding{ID: finding.NewID(), RuleID: "bruteforce.ssh-password-guessing", Category: finding.CategoryBruteForce,
+				Severity: finding.SeverityHigh, Title: "SSH password guessing from " + ip, Time: at, DedupKey: fmt.Sprintf("%s-%d-%d", ip, day, i),
+				Evidence: finding.Evidence{SourceIP: ip, Users: []string{"root", "admin"}, Count: 40 + i,
+					Lines: []string{"Failed password for root from " + ip + " port 52113 ssh2"}}})
+		}
+	}
+	fs = append(fs, finding.Finding{ID: finding.NewID(), RuleID: "login.root-from-new-network", Category: finding.CategoryLogin,
+		Severity: finding.SeverityMedium, Title: "root logged in from a network not seen before", Time: now.Add(-3 * time.Hour),
+		DedupKey: "192.0.2.0/24", Evidence: finding.Evidence{SourceIP: "192.0.2.44", Users: []string{"root"}}})
+	if _, err := tc.c.Store.IngestFindings(context.Background(), host, fs, time.Hour); err != nil {
+		t.Fatal(err)
 	}
 }
