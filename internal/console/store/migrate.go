@@ -162,7 +162,8 @@ CREATE TABLE webhooks (
 CREATE INDEX events_status_last_seen ON events(status, last_seen);
 CREATE INDEX events_host_last_seen ON events(host_id, last_seen);
 CREATE INDEX events_first_seen ON events(first_seen);
-CREATE INDEX events_severity_status ON events(severity, status, last_seen);
+CREATE INDEX events_status_severity_category ON events(status, severity, category);
+CREATE INDEX events_severity_last_seen ON events(severity, last_seen);
 CREATE INDEX hosts_hostname ON hosts(hostname, id);
 CREATE INDEX task_hosts_host_updated ON task_hosts(host_id, updated_at);
 `,

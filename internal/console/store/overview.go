@@ -68,23 +68,24 @@ func (s *Store) strings(ctx context.Context, query string, args ...any) ([]strin
 	return out, rows.Err()
 }
 
-// OpenEventsByCategory counts open events per category.
-func (s *Store) OpenEventsByCategory(ctx context.Context) (map[finding.Category]int, error) {
-	rows, err := s.query(ctx, `SELECT category, COUNT(*) FROM events WHERE status = 'open' GROUP BY category`)
+// OpenEvents counts open events by severity name and by category, in one pass over an index.
+func (s *Store) OpenEvents(ctx context.Context) (bySeverity map[string]int, byCategory map[finding.Category]int, err error) {
+	rows, err := s.query(ctx, `SELECT severity, category, COUNT(*) FROM events WHERE status = 'open' GROUP BY severity, category`)
 	if err != nil {
-		return nil, fmt.Errorf("count events by category: %w", err)
+		return nil, nil, fmt.Errorf("count open events: %w", err)
 	}
 	defer rows.Close()
-	out := map[finding.Category]int{}
+	bySeverity, byCategory = map[string]int{}, map[finding.Category]int{}
 	for rows.Next() {
+		var sev, n int
 		var c string
-		var n int
-		if err := rows.Scan(&c, &n); err != nil {
-			return nil, err
+		if err := rows.Scan(&sev, &c, &n); err != nil {
+			return nil, nil, err
 		}
-		out[finding.Category(c)] = n
+		bySeverity[finding.Severity(sev).String()] += n
+		byCategory[finding.Category(c)] += n
 	}
-	return out, rows.Err()
+	return bySeverity, byCategory, rows.Err()
 }
 
 // TrendPoint is the number of events first seen in one bucket of time.

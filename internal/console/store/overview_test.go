@@ -13,8 +13,11 @@ func TestOverviewCountsTheEventSet(t *testing.T) {
 		ctx := t.Context()
 		ids, _ := eventSet(t, s)
 
-		cats, err := s.OpenEventsByCategory(ctx)
+		sevs, cats, err := s.OpenEvents(ctx)
 		must(t, err)
+		if sevs["critical"] != 1 || sevs["high"] != 1 || sevs["medium"] != 0 {
+			t.Errorf("open events by severity = %v (E3, the medium one, is handled)", sevs)
+		}
 		want := map[finding.Category]int{finding.CategoryBruteForce: 1, finding.CategoryWebshell: 1, finding.CategoryVuln: 1, finding.CategoryLogin: 1}
 		for c, n := range want {
 			if cats[c] != n {

@@ -74,18 +74,13 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sev, err := s.store.EventCounts(ctx)
+	sev, cats, err := s.store.OpenEvents(ctx)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	for _, name := range severities {
 		d.BySeverity = append(d.BySeverity, count{name, sev[name]})
-	}
-	cats, err := s.store.OpenEventsByCategory(ctx)
-	if err != nil {
-		s.fail(w, r, err)
-		return
 	}
 	for _, c := range finding.Categories {
 		if cats[c] > 0 {
