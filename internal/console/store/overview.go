@@ -192,3 +192,28 @@ func (s *Store) TasksForHost(ctx context.Context, hostID string, limit int) ([]H
 	}
 	return out, rows.Err()
 }
+
+// GroupCount is one host group with its hosts.
+type GroupCount struct {
+	Name          string
+	Hosts, Online int
+}
+
+// CountGroups returns every host group with its unrevoked hosts and how many are online.
+func (s *Store) CountGroups(ctx context.Context, onlineSince time.Time) ([]GroupCount, error) {
+	rows, err := s.query(ctx, `SELECT host_group, COUNT(*), COALESCE(SUM(CASE WHEN last_seen >= ? THEN 1 ELSE 0 END), 0)
+		FROM hosts WHERE revoked_at = 0 GROUP BY host_group ORDER BY host_group`, ms(onlineSince))
+	if err != nil {
+		return nil, fmt.Errorf("count groups: %w", err)
+	}
+	defer rows.Close()
+	var out []GroupCount
+	for rows.Next() {
+		var g GroupCount
+		if err := rows.Scan(&g.Name, &g.Hosts, &g.Online); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}

@@ -55,6 +55,11 @@ func TestOverviewCountsTheEventSet(t *testing.T) {
 		if hc.Online+hc.Offline != 2 {
 			t.Errorf("CountHosts = %+v, want two hosts in all", hc)
 		}
+		gc, err := s.CountGroups(ctx, t0.Add(-24*time.Hour))
+		must(t, err)
+		if len(gc) != 2 || gc[0].Name != "db-prod" || gc[0].Hosts != 1 {
+			t.Errorf("CountGroups = %+v", gc)
+		}
 		groups, err := s.HostGroups(ctx)
 		must(t, err)
 		if !slices.Equal(groups, []string{"db-prod", "web-prod"}) {

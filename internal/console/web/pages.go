@@ -485,7 +485,11 @@ type settingsPage struct {
 	Tokens   []store.APIToken
 	NewToken string
 	Users    []store.User
+	Groups   []groupRow
+	Scope    string // the policy scope shown: "fleet" or "group:NAME"
+	Scopes   []string
 	Policy   api.PolicyView
+	Own      bool // the scope has a saved policy (false: a group inherits the fleet's)
 	Body     string
 	Webhooks []store.Webhook
 	Secret   string
@@ -506,7 +510,21 @@ func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, newToken
 		s.fail(w, r, err)
 		return
 	}
-	if d.Policy, err = s.api.PolicyView(r, store.FleetScope); err != nil {
+	if err := s.loadGroups(r, &d); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d.Scope, d.Own = store.FleetScope, true
+	if sc := r.URL.Query().Get("scope"); sc != "" && slices.Contains(d.Scopes, sc) {
+		d.Scope = sc
+	}
+	d.Policy, err = s.api.PolicyView(r, d.Scope)
+	if errors.Is(err, store.ErrNotFound) {
+		// A group without its own policy follows the fleet's; saving creates the group's own.
+		d.Own = false
+		d.Policy, err = s.api.PolicyView(r, store.FleetScope)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -524,6 +542,35 @@ func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, newToken
 		}
 	}
 	s.render(w, r, http.StatusOK, "settings", view{Title: "Settings", Nav: "settings", Data: d})
+}
+
+// groupRow is a host group on the settings page, with the policy that applies to it.
+type groupRow struct {
+	store.GroupCount
+	Scope     string
+	OwnPolicy string // version of the group's own policy, empty when it follows the fleet's
+}
+
+func (s *Server) loadGroups(r *http.Request, d *settingsPage) error {
+	gs, err := s.store.CountGroups(r.Context(), s.onlineSince())
+	if err != nil {
+		return err
+	}
+	ps, err := s.store.Policies(r.Context())
+	if err != nil {
+		return err
+	}
+	own := map[string]string{}
+	for _, p := range ps {
+		own[p.Scope] = p.Version
+	}
+	d.Scopes = []string{store.FleetScope}
+	for _, g := range gs {
+		sc := store.GroupScope(g.Name)
+		d.Groups = append(d.Groups, groupRow{GroupCount: g, Scope: sc, OwnPolicy: own[sc]})
+		d.Scopes = append(d.Scopes, sc)
+	}
+	return nil
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
@@ -545,11 +592,15 @@ func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) savePolicy(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.api.PutPolicy(r, store.FleetScope, []byte(r.PostForm.Get("policy"))); err != nil {
+	scope := r.PostForm.Get("scope")
+	if scope == "" {
+		scope = store.FleetScope
+	}
+	if _, err := s.api.PutPolicy(r, scope, []byte(r.PostForm.Get("policy"))); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	done(w, r, "/settings", "policy")
+	http.Redirect(w, r, "/settings?"+url.Values{"scope": {scope}, "done": {"policy"}}.Encode()+"#pol-h", http.StatusSeeOther)
 }
 
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {

@@ -379,3 +379,30 @@ func filepathGlob() ([]string, error) {
 	}
 	return out, err
 }
+
+func TestGroupPolicyIsSavedFromTheSettingsPage(t *testing.T) {
+	fx := newFixture(t)
+	c := fx.login("admin")
+	page := c.get("/settings?scope=group:web-prod").Body.String()
+	if !strings.Contains(page, "follows the fleet") {
+		t.Fatal("group without a policy is not shown as following the fleet's")
+	}
+	m := regexp.MustCompile(`(?s)<textarea id="policy"[^>]*>(.*?)</textarea>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no policy editor")
+	}
+	doc := strings.NewReplacer("&#34;", `"`, "&amp;", "&", "&lt;", "<", "&gt;", ">", "&#39;", "'").Replace(m[1])
+	w := c.post("/settings/policy", c.form("scope", "group:web-prod", "policy", doc))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("save group policy: HTTP %d: %s", w.Code, w.Body)
+	}
+	if p, err := fx.st.Policy(t.Context(), "group:web-prod"); err != nil || p.UpdatedBy != "admin" {
+		t.Errorf("group policy after saving: %+v, %v", p, err)
+	}
+	if w := c.post("/settings/policy", c.form("scope", "fleet", "policy", `{"no_such_engine":{}}`)); w.Code != http.StatusBadRequest {
+		t.Errorf("policy with an unknown field: HTTP %d, want 400", w.Code)
+	}
+	if es, _ := fx.st.ListAudit(t.Context(), "admin", "policy.set", 10, 0); len(es) != 1 || es[0].Target != "group:web-prod" {
+		t.Errorf("audit entries for policy.set: %+v", es)
+	}
+}
