@@ -8,16 +8,22 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/palisade-cwpp/palisade/internal/agent"
+	"github.com/palisade-cwpp/palisade/internal/console/notify"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
@@ -170,6 +176,17 @@ func TestBrowserOperatorDay(t *testing.T) {
 	b.do("press Enter", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("section.cards")))
 	mustf(t, strings.Contains(b.text("header"), "admin"), "header does not show the signed-in user")
 
+	// A webhook for malware events, added on the settings page; the secret is shown once.
+	hook := newHookReceiver(t)
+	b.open("/settings")
+	b.do("add a webhook",
+		chromedp.SendKeys(chromedp.ID("wh-name"), "soc"),
+		chromedp.SendKeys(chromedp.ID("wh-url"), hook.srv.URL+"/palisade"),
+		chromedp.Click(chromedp.CSS(`input[name="category"][value="malware"]`)),
+		chromedp.Click(chromedp.CSS(`form[action="/settings/webhooks"] button`)),
+		chromedp.WaitVisible(chromedp.ID("new-secret")))
+	hook.secret = b.text("#new-secret")
+
 	hosts := b.open("/hosts")
 	mustf(t, strings.Contains(hosts, "No hosts match"), "hosts before enrolling: %s", hosts)
 
@@ -198,13 +215,16 @@ func TestBrowserOperatorDay(t *testing.T) {
 	mustf(t, strings.Contains(b.text("#act-h"), "Actions") && strings.Contains(evidence, "Quarantine file"), "admin sees no actions")
 	b.screenshot(evPath, "event")
 
+	// The webhook got the same event, signed with the secret the page showed.
+	evID := strings.TrimPrefix(evPath, "/events/")
+	eventually(t, 15*time.Second, "webhook delivery", func() bool { return hook.got(evID) })
+
 	b.do("mark handled",
 		chromedp.SendKeys(chromedp.ID("comment"), "test file from the browser test"),
 		chromedp.Click(chromedp.CSS(`button[value="handled"]`)),
 		chromedp.WaitVisible(chromedp.CSS("p.notice")))
 	mustf(t, b.text("#event-status") == "handled", "status after marking: %q", b.text("#event-status"))
 	audit := b.open("/audit?action=event.handled")
-	evID := strings.TrimPrefix(evPath, "/events/")
 	mustf(t, strings.Contains(audit, "event.handled") && strings.Contains(audit, evID) && strings.Contains(audit, "test file from the browser test"),
 		"audit log lacks the page action:\n%s", audit)
 
@@ -271,4 +291,37 @@ func seedDemoEvents(t *testing.T, tc *testConsole, host string) {
 	if _, err := tc.c.Store.IngestFindings(context.Background(), host, fs, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hookReceiver is a webhook endpoint that records the events whose signature checks out.
+type hookReceiver struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	secret string
+	events map[string]bool
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{events: map[string]bool{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.secret == "" || r.Header.Get(notify.SignatureHeader) != notify.Sign(h.secret, body) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var p notify.Payload
+		if json.Unmarshal(body, &p) == nil && p.Event.Category == finding.CategoryMalware {
+			h.events[p.Event.ID] = true
+		}
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) got(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.events[id]
 }
