@@ -153,9 +153,10 @@ func (b *browser) screenshot(path, name string) {
 	}
 }
 
-// TestBrowserOperatorDay: in headless Chromium, an admin signs in with the keyboard, watches a
-// host appear when its agent enrolls, sees the malware finding of a real detection, marks it
-// handled and finds that in the audit log; a viewer sees the event but no way to act on it.
+// TestBrowserOperatorDay: in headless Chromium, an admin signs in with the keyboard, adds a
+// webhook, watches a host appear when its agent enrolls, sees the malware finding of a real
+// detection (which the webhook receives too), marks it handled, finds that in the audit log and
+// runs a scan task on the host; a viewer sees the event but no way to act on it.
 func TestBrowserOperatorDay(t *testing.T) {
 	tc := startConsole(t)
 	var created map[string]any
@@ -227,6 +228,22 @@ func TestBrowserOperatorDay(t *testing.T) {
 	audit := b.open("/audit?action=event.handled")
 	mustf(t, strings.Contains(audit, "event.handled") && strings.Contains(audit, evID) && strings.Contains(audit, "test file from the browser test"),
 		"audit log lacks the page action:\n%s", audit)
+
+	// A custom scan of the watched directory, started for the host from the tasks page; its
+	// page shows the host's progress until the agent reports the result.
+	b.open("/tasks")
+	b.do("start a scan",
+		chromedp.SetValue(chromedp.ID("t-mode"), "custom"),
+		chromedp.SendKeys(chromedp.ID("t-paths"), watched),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name="host"][value="%s"]`, host))),
+		chromedp.Click(chromedp.CSS(`form[action="/tasks"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("task-hosts")))
+	taskPath := b.eval(`location.pathname`)
+	mustf(t, strings.HasPrefix(taskPath, "/tasks/t-"), "after starting a task: %s", taskPath)
+	done := b.waitFor(taskPath, "succeeded", 20*time.Second)
+	result := b.eval(`document.querySelector("#task-hosts details pre").textContent`)
+	mustf(t, strings.Contains(done, "100%") && strings.Contains(result, "invoice.pdf.exe"), "scan task page:\n%s\nresult: %s", done, result)
+	b.screenshot(taskPath, "task")
 
 	if os.Getenv("PALISADE_SCREENSHOTS") != "" {
 		seedDemoEvents(t, tc, host)
