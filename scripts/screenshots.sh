@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-mkdir -p docs/screenshots
-PALISADE_SCREENSHOTS="$PWD/docs/screenshots" go test -count=1 -run 'TestBrowserOperatorDay$' ./internal/console
+mkdir -p docs/screenshots bin
+go build -o bin/palisade-agent ./cmd/palisade-agent # served by the console on the onboarding page
+PALISADE_AGENT_BINARY="$PWD/bin/palisade-agent" PALISADE_SCREENSHOTS="$PWD/docs/screenshots" go test -count=1 -run 'TestBrowserOperatorDay$' ./internal/console
 ls -l docs/screenshots

@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/palisade-cwpp/palisade/internal/agent"
+	"github.com/palisade-cwpp/palisade/internal/console"
 	"github.com/palisade-cwpp/palisade/internal/console/notify"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 )
@@ -158,7 +159,7 @@ func (b *browser) screenshot(path, name string) {
 // detection (which the webhook receives too), marks it handled, finds that in the audit log and
 // runs a scan task on the host; a viewer sees the event but no way to act on it.
 func TestBrowserOperatorDay(t *testing.T) {
-	tc := startConsole(t)
+	tc := startConsole(t, func(c *console.Config) { c.AgentBinary = os.Getenv("PALISADE_AGENT_BINARY") })
 	var created map[string]any
 	for _, u := range []struct{ name, role string }{{"victor", "viewer"}} {
 		code := tc.call("POST", "/api/v1/users", map[string]string{"name": u.name, "role": u.role, "password": "correct-horse-battery"}, &created)
