@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/palisade-cwpp/palisade/packaging"
 )
+
+var errNoAgent = errors.New("no agent binary configured")
 
 // agentFile is the agent binary the console serves, with its SHA-256 computed once per version
 // of the file (size and modification time), so a rebuilt binary is picked up.

@@ -645,5 +645,3 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	_, _, d.Prev, d.Next = pager("/audit", q, off, len(d.Entries), total)
 	s.render(w, r, http.StatusOK, "audit", view{Title: "Audit log", Nav: "audit", Data: d})
 }
-
-var errNoAgent = errors.New("no agent binary configured")
