@@ -171,6 +171,9 @@ func TestBrowserOperatorDay(t *testing.T) {
 	b.open("/login")
 	mustf(t, b.eval(`document.documentElement.lang`) == "en", "page has no lang attribute")
 	mustf(t, b.eval(`document.activeElement.id`) == "user", "focus does not start on the user field")
+	b.do("tab once", chromedp.KeyEvent("\t")) // to the password field
+	mustf(t, b.eval(`getComputedStyle(document.activeElement).outlineStyle`) != "none", "the focused element has no visible outline")
+	b.do("focus the user field", chromedp.Focus(chromedp.ID("user")))
 	b.do("type the user name", chromedp.KeyEvent("admin\t"))
 	mustf(t, b.eval(`document.activeElement.id`) == "password", "Tab from user does not reach password")
 	b.do("type the password", chromedp.KeyEvent("correct-horse-battery\t"))
@@ -249,6 +252,13 @@ func TestBrowserOperatorDay(t *testing.T) {
 	if os.Getenv("PALISADE_SCREENSHOTS") != "" {
 		seedDemoEvents(t, tc, host)
 	}
+	for _, path := range []string{"/", "/hosts", "/hosts/" + host, "/events", evPath, "/tasks", taskPath, "/settings", "/onboarding", "/audit"} {
+		b.open(path)
+		if bad := b.eval(accessibilityProblems); bad != "" {
+			t.Errorf("accessibility on %s: %s", path, bad)
+		}
+	}
+
 	b.screenshot("/", "dashboard")
 	b.screenshot("/hosts", "hosts")
 	b.screenshot("/hosts/"+host, "host")
@@ -343,3 +353,19 @@ func (h *hookReceiver) got(id string) bool {
 	defer h.mu.Unlock()
 	return h.events[id]
 }
+
+// accessibilityProblems lists, in the page, form controls without an accessible name, images
+// and SVG charts without a text alternative, and a missing lang or main landmark.
+const accessibilityProblems = `(function(){
+	var bad = [];
+	document.querySelectorAll("input, select, textarea, button").forEach(function(el){
+		if (el.type === "hidden") return;
+		var named = (el.labels && el.labels.length > 0) || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim());
+		if (!named) bad.push(el.tagName.toLowerCase() + (el.name ? "[name=" + el.name + "]" : ""));
+	});
+	document.querySelectorAll("img").forEach(function(el){ if (!el.hasAttribute("alt")) bad.push("img without alt"); });
+	document.querySelectorAll("svg").forEach(function(el){ if (!el.getAttribute("aria-labelledby") && !el.getAttribute("aria-label")) bad.push("svg without a label"); });
+	if (!document.documentElement.lang) bad.push("no lang");
+	if (document.querySelectorAll("main").length !== 1) bad.push("not one main landmark");
+	return bad.join(", ");
+})()`

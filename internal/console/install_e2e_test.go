@@ -47,6 +47,13 @@ func TestInstallOneLinerPinsTheConsole(t *testing.T) {
 	}
 	viaGo, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	mustf(t, strings.Contains(csp, "script-src 'self'") && !strings.Contains(csp, "unsafe-inline") && strings.Contains(csp, "frame-ancestors 'none'") &&
+		resp.Header.Get("X-Content-Type-Options") == "nosniff" && resp.Header.Get("X-Frame-Options") == "DENY",
+		"security headers: %v", resp.Header)
+	resp, err = tc.http.Get(tc.c.APIURL() + "/events")
+	mustf(t, err == nil && resp.Request.URL.Path == "/login", "signed-out /events did not end on the sign-in page: %v", err)
+	resp.Body.Close()
 	mustf(t, resp.StatusCode == http.StatusOK && strings.Contains(string(viaGo), "KEY_PIN='"+keyPin+"'"),
 		"install.sh (HTTP %d) does not carry the server key's pin %s", resp.StatusCode, keyPin)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -404,5 +405,21 @@ func TestGroupPolicyIsSavedFromTheSettingsPage(t *testing.T) {
 	}
 	if es, _ := fx.st.ListAudit(t.Context(), "admin", "policy.set", 10, 0); len(es) != 1 || es[0].Target != "group:web-prod" {
 		t.Errorf("audit entries for policy.set: %+v", es)
+	}
+}
+
+func TestLiveCountersAnswerJSON(t *testing.T) {
+	fx := newFixture(t)
+	c := fx.login("victor")
+	w := c.get("/live")
+	var got map[string]int
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("/live: %v, %s", err, w.Body)
+	}
+	if got["hosts-online"] != 1 || got["open-critical"] != 1 {
+		t.Errorf("/live = %v, want one host online and one critical event open", got)
+	}
+	if w := (&client{fx: fx}).get("/live"); w.Code != http.StatusSeeOther {
+		t.Errorf("/live signed out: HTTP %d", w.Code)
 	}
 }
