@@ -1,9 +1,6 @@
 package web
 
 import (
-	"bytes"
-	"encoding/json"
-
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 )
 
@@ -51,5 +48,3 @@ func barChart(points []store.TrendPoint) chart {
 	}
 	return c
 }
-
-func jsonIndent(out *bytes.Buffer, b []byte) error { return json.Indent(out, b, "", "  ") }

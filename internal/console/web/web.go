@@ -8,6 +8,7 @@ package web
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -231,12 +232,12 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	// json indents a raw JSON document (task parameters and results) for reading.
 	"json": func(b []byte) string {
 		var out bytes.Buffer
-		if err := jsonIndent(&out, b); err != nil {
+		if err := json.Indent(&out, b, "", "  "); err != nil {
 			return string(b)
 		}
 		return out.String()
 	},
-	"add": func(a, b int) int { return a + b },
 }
