@@ -84,3 +84,26 @@ func nonEmptyMigrations() int {
 	}
 	return n
 }
+
+// A migration that lands after a later one was applied (a slot reserved for another branch) is
+// still applied: migrate runs every version it has not recorded, not only those above the highest.
+func TestMigrationsApplyAnUnrecordedEarlierVersion(t *testing.T) {
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		s := openStore(t, dsn)
+		_, err := s.exec(ctx, `DROP TABLE reputation`)
+		must(t, err)
+		_, err = s.exec(ctx, `DELETE FROM schema_migrations WHERE version = 3`)
+		must(t, err)
+		must(t, s.Close())
+
+		again := openStore(t, dsn)
+		var n int
+		must(t, again.queryRow(ctx, `SELECT COUNT(*) FROM reputation`).Scan(&n))
+		var rows int
+		must(t, again.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&rows))
+		if rows != nonEmptyMigrations() {
+			t.Errorf("schema_migrations has %d rows after re-applying migration 3, want %d", rows, nonEmptyMigrations())
+		}
+	})
+}
