@@ -123,6 +123,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 	mux.HandleFunc("GET /api/v1/webhooks", s.require(admin, s.listWebhooks))
 	mux.HandleFunc("POST /api/v1/webhooks", s.require(admin, s.createWebhook))
+	mux.HandleFunc("PATCH /api/v1/webhooks/{id}", s.require(admin, s.patchWebhook))
 	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", s.require(admin, s.deleteWebhook))
 
 	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))

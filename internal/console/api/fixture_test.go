@@ -291,6 +291,7 @@ func (fx *fixture) routes() []request {
 		{method: "GET", path: "/api/v1/audit?actor=admin&action=login&limit=10&offset=0", auth: "admin"},
 		{method: "GET", path: "/api/v1/webhooks", auth: "admin"},
 		{method: "POST", path: "/api/v1/webhooks", body: `{"name":"soc","url":"https://hooks.example.com/p?token=abc","min_severity":"medium","categories":["malware"]}`, auth: "admin"},
+		{method: "PATCH", path: "/api/v1/webhooks/wh-fixture", body: `{"enabled":false}`, auth: "admin"},
 		{method: "DELETE", path: "/api/v1/webhooks/wh-fixture", auth: "admin"},
 	}
 }

@@ -119,3 +119,37 @@ func (s *Server) DeleteWebhook(r *http.Request, id string) error {
 	s.audit(r, "webhook.delete", id, "")
 	return nil
 }
+
+// WebhookPatch is the body of PATCH /api/v1/webhooks/{id}.
+type WebhookPatch struct {
+	Enabled *bool `json:"enabled"`
+}
+
+func (s *Server) patchWebhook(w http.ResponseWriter, r *http.Request) {
+	var req WebhookPatch
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Enabled == nil {
+		writeError(w, http.StatusBadRequest, "enabled: want true or false")
+		return
+	}
+	if err := s.SetWebhookEnabled(r, r.PathValue("id"), *req.Enabled); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "enabled": *req.Enabled})
+}
+
+// SetWebhookEnabled switches a webhook's deliveries on or off and audits it.
+func (s *Server) SetWebhookEnabled(r *http.Request, id string, on bool) error {
+	if err := s.store.SetWebhookEnabled(r.Context(), id, on); err != nil {
+		return err
+	}
+	action := "webhook.disable"
+	if on {
+		action = "webhook.enable"
+	}
+	s.audit(r, action, id, "")
+	return nil
+}

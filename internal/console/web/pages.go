@@ -614,6 +614,14 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	s.renderSettings(w, r, "", wh.Secret)
 }
 
+func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request) {
+	if err := s.api.SetWebhookEnabled(r, r.PathValue("id"), r.PostForm.Get("enabled") == "true"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	done(w, r, "/settings", "switched")
+}
+
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	if err := s.api.DeleteWebhook(r, r.PathValue("id")); err != nil {
 		s.fail(w, r, err)

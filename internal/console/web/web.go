@@ -104,6 +104,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /settings/tokens", page(viewer, s.createAPIToken))
 	mux.HandleFunc("POST /settings/policy", page(admin, s.savePolicy))
 	mux.HandleFunc("POST /settings/webhooks", page(admin, s.createWebhook))
+	mux.HandleFunc("POST /settings/webhooks/{id}/enabled", page(admin, s.enableWebhook))
 	mux.HandleFunc("POST /settings/webhooks/{id}/delete", page(admin, s.deleteWebhook))
 	mux.HandleFunc("GET /audit", page(admin, s.audit))
 
@@ -169,6 +170,7 @@ var notices = map[string]string{
 	"policy":      "Policy saved and pushed to the agents.",
 	"webhook":     "Webhook saved.",
 	"deleted":     "Deleted.",
+	"switched":    "Webhook switched.",
 	"loggedout":   "You are signed out.",
 	"expired":     "Your session expired. Sign in again.",
 }

@@ -327,10 +327,17 @@ func TestWebhookAndUserFormsAreAudited(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "whsec_") {
 		t.Fatalf("create webhook: HTTP %d", w.Code)
 	}
+	hooks, _ := fx.st.Webhooks(t.Context())
+	if w := c.post("/settings/webhooks/"+hooks[0].ID+"/enabled", c.form("enabled", "false")); w.Code != http.StatusSeeOther {
+		t.Errorf("disable webhook: HTTP %d", w.Code)
+	}
+	if hooks, _ = fx.st.Webhooks(t.Context()); hooks[0].Enabled {
+		t.Error("webhook still enabled after the form")
+	}
 	if w := c.post("/settings/users", c.form("name", "bob", "role", "viewer", "password", testPassword)); w.Code != http.StatusSeeOther {
 		t.Errorf("create user: HTTP %d: %s", w.Code, w.Body)
 	}
-	for _, action := range []string{"webhook.create", "user.create"} {
+	for _, action := range []string{"webhook.create", "webhook.disable", "user.create"} {
 		if es, _ := fx.st.ListAudit(t.Context(), "admin", action, 10, 0); len(es) != 1 {
 			t.Errorf("audit entries for %s: %d, want 1", action, len(es))
 		}
