@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,6 +138,11 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 		CACert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), OfflineAfter: time.Duration(cfg.OfflineAfter)},
 		apiSrv, st, log.With("part", "web")).Register(mux)
 	c.notifier = notify.New(notify.Config{}, st, log.With("part", "notify"))
+	for outcome, n := range map[string]*atomic.Int64{"delivered": &c.notifier.Delivered, "failed": &c.notifier.Failed, "dropped": &c.notifier.Dropped} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "palisade_webhook_deliveries_total",
+			Help: "Webhook deliveries by outcome (failed: after all retries; dropped: queue full).", ConstLabels: prometheus.Labels{"outcome": outcome}},
+			func() float64 { return float64(n.Load()) }))
+	}
 	c.httpSrv = &http.Server{
 		Handler:           securityHeaders(mux),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12},

@@ -76,3 +76,20 @@ func TestInstallOneLinerPinsTheConsole(t *testing.T) {
 	wrong := "sha256//" + base64.StdEncoding.EncodeToString(make([]byte, 32))
 	mustf(t, run(wrong, "/install.sh", filepath.Join(dir, "x")) != nil, "curl accepted a wrong key pin")
 }
+
+func TestMetricsCountWebhookDeliveries(t *testing.T) {
+	tc := startConsole(t)
+	req, _ := http.NewRequest("GET", tc.c.APIURL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tc.token)
+	resp, err := tc.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, outcome := range []string{"delivered", "failed", "dropped"} {
+		if !strings.Contains(string(b), `palisade_webhook_deliveries_total{outcome="`+outcome+`"} 0`) {
+			t.Errorf("metrics lack webhook deliveries %s:\n%s", outcome, b)
+		}
+	}
+}
