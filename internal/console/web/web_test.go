@@ -430,3 +430,48 @@ func TestLiveCountersAnswerJSON(t *testing.T) {
 		t.Errorf("/live signed out: HTTP %d", w.Code)
 	}
 }
+
+func TestAllowlistAndQuarantineFormsUseTheAPIActions(t *testing.T) {
+	fx := newFixture(t)
+	ctx := t.Context()
+	c := fx.login("alice")
+	if w := c.post("/events/"+fx.eventID+"/allowlist", c.form("comment", "our scanner")); w.Code != http.StatusSeeOther {
+		t.Fatalf("allowlist: HTTP %d: %s", w.Code, w.Body)
+	}
+	ev, _ := fx.st.EventByID(ctx, fx.eventID)
+	p, err := fx.st.Policy(ctx, store.FleetScope)
+	if ev.Status != store.StatusIgnored || err != nil || !strings.Contains(p.Body, "203.0.113.7") {
+		t.Errorf("after allowlisting: event %s, fleet policy %q, %v", ev.Status, p.Body, err)
+	}
+
+	sum := strings.Repeat("ab", 32)
+	f := finding.Finding{ID: finding.NewID(), RuleID: "malware.signature", Category: finding.CategoryMalware, Severity: finding.SeverityHigh,
+		Title: "Malware found in /tmp/x.bin", Time: fx.st.Now(), DedupKey: "/tmp/x.bin",
+		Evidence: finding.Evidence{Path: "/tmp/x.bin", Hashes: map[string]string{"sha256": sum}}}
+	if _, err := fx.st.IngestFindings(ctx, "h-1", []finding.Finding{f}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, _ := fx.st.ListEvents(ctx, store.EventFilter{Category: string(finding.CategoryMalware)})
+	if !strings.Contains(c.get("/events/"+evs[0].ID).Body.String(), "Quarantine file") {
+		t.Fatal("malware event page offers no quarantine")
+	}
+	w := c.post("/events/"+evs[0].ID+"/quarantine", c.form())
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("quarantine: HTTP %d: %s", w.Code, w.Body)
+	}
+	id := strings.TrimPrefix(strings.Split(w.Header().Get("Location"), "?")[0], "/tasks/")
+	tk, err := fx.st.TaskByID(ctx, id)
+	if err != nil || tk.Type != task.Quarantine || !strings.Contains(string(tk.Params), sum) || tk.Hosts[0].HostID != "h-1" {
+		t.Errorf("quarantine task %+v, %v", tk, err)
+	}
+	es, _ := fx.st.ListAudit(ctx, "alice", "", 100, 0)
+	var actions []string
+	for _, e := range es {
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{"event.allowlisted", "policy.set", "task.create"} {
+		if !strings.Contains(strings.Join(actions, " "), want) {
+			t.Errorf("audit of alice %v lacks %s", actions, want)
+		}
+	}
+}
