@@ -14,6 +14,7 @@ import (
 
 	"github.com/palisade-cwpp/palisade/internal/console/api"
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/console/store/pgtest"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 	"github.com/palisade-cwpp/palisade/internal/task"
 )
@@ -26,9 +27,14 @@ const (
 // BenchmarkPages renders the main pages, as an admin's browser asks for them, over a SQLite
 // store holding 1,000 hosts and 100,000 events spread over 30 days (a fifth of them naming an
 // attacking address). It reports milliseconds per page, handler, queries and template included.
-func BenchmarkPages(b *testing.B) {
+func BenchmarkPages(b *testing.B) { benchmarkPages(b, filepath.Join(b.TempDir(), "console.db")) }
+
+// BenchmarkPagesPostgres is BenchmarkPages on a throwaway PostgreSQL server.
+func BenchmarkPagesPostgres(b *testing.B) { benchmarkPages(b, pgtest.RequireDatabase(b)) }
+
+func benchmarkPages(b *testing.B, dsn string) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(b.TempDir(), "console.db"))
+	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
