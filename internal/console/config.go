@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -33,6 +34,9 @@ type Config struct {
 	SessionTTL Duration `yaml:"session_ttl"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// AgentBinary is the palisade-agent executable the console serves to the install script.
+	// Default: palisade-agent next to the running console executable, when it exists.
+	AgentBinary string `yaml:"agent_binary"`
 }
 
 // Duration is a time.Duration written as "90s", "1h" in YAML.
@@ -77,6 +81,18 @@ func (c *Config) Defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.AgentBinary == "" {
+		if exe, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(exe), "palisade-agent"); fileExists(p) {
+				c.AgentBinary = p
+			}
+		}
+	}
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // Validate names the first bad key.

@@ -6,8 +6,12 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +32,7 @@ import (
 
 	"github.com/palisade-cwpp/palisade/internal/console/agentapi"
 	"github.com/palisade-cwpp/palisade/internal/console/api"
+	"github.com/palisade-cwpp/palisade/internal/console/notify"
 	"github.com/palisade-cwpp/palisade/internal/console/pki"
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/console/web"
@@ -50,6 +56,7 @@ type Console struct {
 	agentLn, apiLn    net.Listener
 	done              chan struct{}
 	cancelHousekeeper context.CancelFunc
+	notifier          *notify.Notifier
 }
 
 // Bootstrap is what a first start creates and must tell the operator once.
@@ -73,6 +80,10 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 		return nil, err
 	}
 	serverCert, err := ca.ServerCertificate(cfg.DataDir, cfg.Hostnames)
+	if err != nil {
+		return nil, err
+	}
+	keyPin, err := serverKeyPin(serverCert)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +134,15 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 	apiSrv.Register(mux)
 	mux.Handle("GET /metrics", apiSrv.RequireViewer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	_, agentPort, _ := net.SplitHostPort(c.AgentAddr())
-	web.Register(mux, web.Info{CAPin: ca.Pin(), AgentPort: agentPort})
+	web.New(web.Config{CAPin: ca.Pin(), ServerKeyPin: keyPin, AgentPort: agentPort, AgentBinary: cfg.AgentBinary,
+		CACert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), OfflineAfter: time.Duration(cfg.OfflineAfter)},
+		apiSrv, st, log.With("part", "web")).Register(mux)
+	c.notifier = notify.New(notify.Config{}, st, log.With("part", "notify"))
+	for outcome, n := range map[string]*atomic.Int64{"delivered": &c.notifier.Delivered, "failed": &c.notifier.Failed, "dropped": &c.notifier.Dropped} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "palisade_webhook_deliveries_total",
+			Help: "Webhook deliveries by outcome (failed: after all retries; dropped: queue full).", ConstLabels: prometheus.Labels{"outcome": outcome}},
+			func() float64 { return float64(n.Load()) }))
+	}
 	c.httpSrv = &http.Server{
 		Handler:           securityHeaders(mux),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12},
@@ -141,13 +160,24 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 	return c, nil
 }
 
+// serverKeyPin is "sha256//<base64>" of the HTTPS certificate's public key, as curl's
+// --pinnedpubkey takes it.
+func serverKeyPin(cert tls.Certificate) (string, error) {
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return "", fmt.Errorf("parse server certificate: %w", err)
+	}
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return "sha256//" + base64.StdEncoding.EncodeToString(sum[:]), nil
+}
+
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Frame-Options", "DENY")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 		h.ServeHTTP(w, r)
 	})
 }
@@ -172,6 +202,7 @@ func (c *Console) Serve(ctx context.Context) error {
 	hctx, cancel := context.WithCancel(ctx)
 	c.cancelHousekeeper = cancel
 	go c.housekeep(hctx)
+	go c.notifier.Run(hctx)
 	errc := make(chan error, 2)
 	go func() { errc <- c.grpcSrv.Serve(c.agentLn) }()
 	go func() { errc <- c.httpSrv.ServeTLS(c.apiLn, "", "") }()

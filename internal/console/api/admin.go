@@ -29,12 +29,21 @@ func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	tok, err := s.CreateEnrollToken(r, req)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, tok)
+}
+
+// CreateEnrollToken makes an enrollment token for the caller and audits it (not the secret).
+func (s *Server) CreateEnrollToken(r *http.Request, req EnrollTokenRequest) (EnrollTokenResponse, error) {
 	ttl := 24 * time.Hour
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d <= 0 || d > EnrollTokenTTLMax {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: want a duration between 1s and %s", EnrollTokenTTLMax))
-			return
+			return EnrollTokenResponse{}, problem(http.StatusBadRequest, "ttl: want a duration between 1s and %s", EnrollTokenTTLMax)
 		}
 		ttl = d
 	}
@@ -42,16 +51,14 @@ func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) {
 		req.Group = "default"
 	}
 	if !validName(req.Group) {
-		writeError(w, http.StatusBadRequest, "group: 1-64 letters, digits, '-', '_' or '.'")
-		return
+		return EnrollTokenResponse{}, problem(http.StatusBadRequest, "group: 1-64 letters, digits, '-', '_' or '.'")
 	}
 	tok, err := NewEnrollToken(r.Context(), s.store, req.Group, ttl, principalFrom(r.Context()).user.Name)
 	if err != nil {
-		s.storeError(w, err)
-		return
+		return EnrollTokenResponse{}, err
 	}
 	s.audit(r, "enroll-token.create", tok.ID, fmt.Sprintf("group=%s ttl=%s", tok.Group, ttl))
-	writeJSON(w, http.StatusCreated, tok)
+	return tok, nil
 }
 
 // NewEnrollToken makes and stores an enrollment token; the console's local agent uses it too.
@@ -118,26 +125,32 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if !validName(req.Name) {
-		writeError(w, http.StatusBadRequest, "name: 1-64 letters, digits, '-', '_' or '.'")
-		return
-	}
-	if !store.ValidRole(req.Role) {
-		writeError(w, http.StatusBadRequest, "role: want admin, analyst or viewer")
-		return
-	}
-	hash, err := HashPassword(req.Password)
+	u, err := s.CreateUser(r, req)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	u := store.User{ID: "u-" + NewSecret(8), Name: req.Name, Role: req.Role, PasswordHash: hash, CreatedAt: s.store.Now()}
-	if err := s.store.CreateUser(r.Context(), u); err != nil {
 		s.storeError(w, err)
 		return
 	}
-	s.audit(r, "user.create", u.Name, "role="+u.Role)
 	writeJSON(w, http.StatusCreated, u)
+}
+
+// CreateUser adds a user with a role and password and audits it.
+func (s *Server) CreateUser(r *http.Request, req UserRequest) (store.User, error) {
+	if !validName(req.Name) {
+		return store.User{}, problem(http.StatusBadRequest, "name: 1-64 letters, digits, '-', '_' or '.'")
+	}
+	if !store.ValidRole(req.Role) {
+		return store.User{}, problem(http.StatusBadRequest, "role: want admin, analyst or viewer")
+	}
+	hash, err := HashPassword(req.Password)
+	if err != nil {
+		return store.User{}, problem(http.StatusBadRequest, "%s", err.Error())
+	}
+	u := store.User{ID: "u-" + NewSecret(8), Name: req.Name, Role: req.Role, PasswordHash: hash, CreatedAt: s.store.Now()}
+	if err := s.store.CreateUser(r.Context(), u); err != nil {
+		return store.User{}, err
+	}
+	s.audit(r, "user.create", u.Name, "role="+u.Role)
+	return u, nil
 }
 
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
@@ -209,17 +222,25 @@ func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if !validName(req.Name) {
-		writeError(w, http.StatusBadRequest, "name: 1-64 letters, digits, '-', '_' or '.'")
+	t, err := s.CreateAPIToken(r, req)
+	if err != nil {
+		s.storeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusCreated, t)
+}
+
+// CreateAPIToken makes an API token for the caller; the secret is returned this once.
+func (s *Server) CreateAPIToken(r *http.Request, req APITokenRequest) (APITokenResponse, error) {
+	if !validName(req.Name) {
+		return APITokenResponse{}, problem(http.StatusBadRequest, "name: 1-64 letters, digits, '-', '_' or '.'")
 	}
 	now := s.store.Now()
 	var exp time.Time
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "ttl: want a positive duration such as 720h")
-			return
+			return APITokenResponse{}, problem(http.StatusBadRequest, "ttl: want a positive duration such as 720h")
 		}
 		exp = now.Add(d)
 	}
@@ -227,11 +248,15 @@ func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request) {
 	secret := APITokenPrefix + NewSecret(24)
 	t := store.APIToken{ID: "at-" + NewSecret(6), Name: req.Name, TokenHash: HashSecret(secret), UserID: p.user.ID, CreatedAt: now, ExpiresAt: exp}
 	if err := s.store.CreateAPIToken(r.Context(), t); err != nil {
-		s.storeError(w, err)
-		return
+		return APITokenResponse{}, err
 	}
 	s.audit(r, "api-token.create", t.ID, "name="+t.Name)
-	writeJSON(w, http.StatusCreated, APITokenResponse{APIToken: t, Token: secret})
+	return APITokenResponse{APIToken: t, Token: secret}, nil
+}
+
+// APITokens lists the tokens the caller may see: their own, or everyone's for admins.
+func (s *Server) APITokens(r *http.Request) ([]store.APIToken, error) {
+	return s.store.ListAPITokens(r.Context(), ownerScope(principalFrom(r.Context())))
 }
 
 // ownerScope is the user whose tokens a caller may see: their own, or everyone's for admins.

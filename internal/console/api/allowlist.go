@@ -26,22 +26,31 @@ func (s *Server) allowlistEvent(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	ev, err := s.AllowlistEvent(r, r.PathValue("id"), req)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
+
+// AllowlistEvent adds the allowlist entry an event calls for to a policy, closes the event as
+// ignored and audits it.
+func (s *Server) AllowlistEvent(r *http.Request, id string, req AllowlistRequest) (store.Event, error) {
+	bad := func(msg string) (store.Event, error) { return store.Event{}, problem(http.StatusBadRequest, "%s", msg) }
 	if req.Policy == "" {
 		req.Policy = store.FleetScope
 	}
 	if !validScope(req.Policy) {
-		writeError(w, http.StatusBadRequest, "policy: want fleet or group:NAME")
-		return
+		return bad("policy: want fleet or group:NAME")
 	}
-	ev, err := s.store.EventByID(r.Context(), r.PathValue("id"))
+	ev, err := s.store.EventByID(r.Context(), id)
 	if err != nil {
-		s.storeError(w, err)
-		return
+		return store.Event{}, err
 	}
 	cur, err := s.policyView(r, req.Policy)
 	if err != nil {
-		s.storeError(w, err)
-		return
+		return store.Event{}, err
 	}
 	p := cur.Policy
 	var what string
@@ -49,8 +58,7 @@ func (s *Server) allowlistEvent(w http.ResponseWriter, r *http.Request) {
 	case finding.CategoryMalware:
 		h := strings.ToLower(ev.Evidence.Hashes["sha256"])
 		if h == "" {
-			writeError(w, http.StatusBadRequest, "this malware event carries no SHA-256")
-			return
+			return bad("this malware event carries no SHA-256")
 		}
 		if !slices.Contains(p.Malware.AllowSHA256, h) {
 			p.Malware.AllowSHA256 = append(p.Malware.AllowSHA256, h)
@@ -62,30 +70,26 @@ func (s *Server) allowlistEvent(w http.ResponseWriter, r *http.Request) {
 			a.Sources = []netip.Prefix{netip.PrefixFrom(src, src.BitLen())}
 		}
 		if len(a.Users) == 0 && len(a.Sources) == 0 {
-			writeError(w, http.StatusBadRequest, "this login event names no user or source")
-			return
+			return bad("this login event names no user or source")
 		}
 		p.Login.Allow = append(p.Login.Allow, a)
 		what = "login of " + strings.Join(a.Users, ",") + " from " + ev.Evidence.SourceIP
 	case finding.CategoryBruteForce:
 		if ev.Evidence.SourceIP == "" {
-			writeError(w, http.StatusBadRequest, "this event names no source address")
-			return
+			return bad("this event names no source address")
 		}
 		if !slices.Contains(p.Response.Allow, ev.Evidence.SourceIP) {
 			p.Response.Allow = append(p.Response.Allow, ev.Evidence.SourceIP)
 		}
 		what = "never block " + ev.Evidence.SourceIP
 	default:
-		writeError(w, http.StatusBadRequest, "events of category "+string(ev.Category)+" cannot be allowlisted yet")
-		return
+		return bad("events of category " + string(ev.Category) + " cannot be allowlisted yet")
 	}
 	if err := p.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return bad(err.Error())
 	}
-	if _, ok := s.savePolicy(w, r, req.Policy, p); !ok {
-		return
+	if _, err := s.savePolicy(r, req.Policy, p); err != nil {
+		return store.Event{}, err
 	}
 	comment := "allowlisted: " + what
 	if req.Comment != "" {
@@ -93,14 +97,8 @@ func (s *Server) allowlistEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	actor := principalFrom(r.Context()).user.Name
 	if err := s.store.HandleEvent(r.Context(), ev.ID, store.StatusIgnored, actor, comment); err != nil {
-		s.storeError(w, err)
-		return
+		return store.Event{}, err
 	}
 	s.audit(r, "event.allowlisted", ev.ID, comment)
-	ev, err = s.store.EventByID(r.Context(), ev.ID)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, ev)
+	return s.store.EventByID(r.Context(), ev.ID)
 }

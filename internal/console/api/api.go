@@ -121,6 +121,11 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/reputation/import", s.require(admin, s.importReputation))
 	mux.HandleFunc("GET /api/v1/reputation/{sha256}", s.require(viewer, s.lookupReputation))
 
+	mux.HandleFunc("GET /api/v1/webhooks", s.require(admin, s.listWebhooks))
+	mux.HandleFunc("POST /api/v1/webhooks", s.require(admin, s.createWebhook))
+	mux.HandleFunc("PATCH /api/v1/webhooks/{id}", s.require(admin, s.patchWebhook))
+	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", s.require(admin, s.deleteWebhook))
+
 	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))
 	mux.HandleFunc("POST /api/v1/blocks", s.require(analyst, s.createBlock))
 	mux.HandleFunc("POST /api/v1/blocks/remove", s.require(analyst, s.removeBlock))
@@ -158,19 +163,42 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, Error{Error: msg})
 }
 
-// storeError maps store errors to responses; unexpected ones are logged, not shown.
-func (s *Server) storeError(w http.ResponseWriter, err error) {
+// Problem is an action refused or failed, with the HTTP status that answers it. API handlers
+// write it as JSON; the web pages show its message.
+type Problem struct {
+	Status int
+	Msg    string
+}
+
+func (p *Problem) Error() string { return p.Msg }
+
+func problem(status int, format string, a ...any) *Problem {
+	return &Problem{Status: status, Msg: fmt.Sprintf(format, a...)}
+}
+
+// Explain maps any error of an action to a Problem: store errors to their status, unexpected
+// ones to a logged 500 whose details stay in the console log.
+func (s *Server) Explain(err error) *Problem {
+	var p *Problem
 	switch {
+	case errors.As(err, &p):
+		return p
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		return problem(http.StatusNotFound, "%s", err.Error())
 	case errors.Is(err, store.ErrExists):
-		writeError(w, http.StatusConflict, err.Error())
+		return problem(http.StatusConflict, "%s", err.Error())
 	case store.IsInvalidInput(err):
-		writeError(w, http.StatusBadRequest, "the request holds text the database cannot store (invalid UTF-8 or a NUL byte)")
+		return problem(http.StatusBadRequest, "the request holds text the database cannot store (invalid UTF-8 or a NUL byte)")
 	default:
 		s.log.Error("store error", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error; see the console log")
+		return problem(http.StatusInternalServerError, "internal error; see the console log")
 	}
+}
+
+// storeError answers err as JSON (see Explain).
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	p := s.Explain(err)
+	writeError(w, p.Status, p.Msg)
 }
 
 func (s *Server) audit(r *http.Request, action, target, detail string) {

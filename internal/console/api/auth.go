@@ -23,6 +23,9 @@ const SessionCookie = "palisade_session"
 // CSRFHeader must echo the session's CSRF token on every state-changing browser request.
 const CSRFHeader = "X-CSRF-Token"
 
+// CSRFField carries the CSRF token in the web pages' HTML forms, where no header can be set.
+const CSRFField = "csrf_token"
+
 // APITokenPrefix starts every API token, so leaked tokens are easy to recognise and scan for.
 const APITokenPrefix = "pal_"
 
@@ -104,7 +107,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		return principal{}, errors.New("session expired: log in again")
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(se.CSRF)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(csrfToken(r)), []byte(se.CSRF)) != 1 {
 			return principal{}, errCSRF
 		}
 	}
@@ -116,6 +119,62 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 }
 
 var errCSRF = errors.New("missing or wrong " + CSRFHeader + " header")
+
+// csrfToken reads the CSRF token a browser sent: the header from scripts, or the hidden field of
+// an HTML form. Only form bodies are parsed, so JSON bodies stay unread for their handler.
+func csrfToken(r *http.Request) string {
+	if t := r.Header.Get(CSRFHeader); t != "" {
+		return t
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	if strings.TrimSpace(ct) != "application/x-www-form-urlencoded" {
+		return ""
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		return ""
+	}
+	return r.PostForm.Get(CSRFField)
+}
+
+// Caller is the signed-in user of a request that passed Require or RequirePage, with the
+// session's CSRF token for the forms a page renders (empty for API tokens).
+func Caller(ctx context.Context) (u store.User, csrf string) {
+	p := principalFrom(ctx)
+	if p.session != nil {
+		csrf = p.session.CSRF
+	}
+	return p.user, csrf
+}
+
+// Allowed reports whether role may do what needs at least role need.
+func Allowed(role, need string) bool { return roleRank[role] >= roleRank[need] }
+
+// RequirePage guards a web page with the API's authentication and roles. A browser without a
+// valid session is sent to the sign-in page (with expired=1 when it had a session cookie); a
+// wrong CSRF token or too low a role answers 403 through denied.
+func (s *Server) RequirePage(role string, h http.HandlerFunc, denied func(w http.ResponseWriter, r *http.Request, status int, msg string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if errors.Is(err, errCSRF) {
+			denied(w, r, http.StatusForbidden, "The form was stale or forged (CSRF token mismatch). Reload the page and try again.")
+			return
+		}
+		if err != nil {
+			target := "/login"
+			if _, cerr := r.Cookie(SessionCookie); cerr == nil {
+				target += "?expired=1"
+			}
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		if !Allowed(p.user.Role, role) {
+			denied(w, r, http.StatusForbidden, "Your role ("+p.user.Role+") may not do this; it needs "+role+".")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+	}
+}
 
 // require wraps h so that only callers with at least role reach it.
 func (s *Server) require(role string, h http.HandlerFunc) http.HandlerFunc {
@@ -129,7 +188,7 @@ func (s *Server) require(role string, h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, code, err.Error())
 			return
 		}
-		if roleRank[p.user.Role] < roleRank[role] {
+		if !Allowed(p.user.Role, role) {
 			writeError(w, http.StatusForbidden, "role "+p.user.Role+" may not do this (needs "+role+")")
 			return
 		}

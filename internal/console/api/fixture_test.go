@@ -137,6 +137,10 @@ func newFixture(tb testing.TB, cfg Config) *fixture {
 		tb.Fatalf("events %v: %v", events, err)
 	}
 	fx.eventID = events[0].ID
+	if err := st.CreateWebhook(ctx, store.Webhook{ID: "wh-fixture", Name: "fixture", URL: "https://hooks.example/x", Secret: "fixture-secret-0123",
+		MinSeverity: finding.SeverityHigh, Enabled: true, CreatedBy: "admin", CreatedAt: now}); err != nil {
+		tb.Fatal(err)
+	}
 	if err := st.CreateTask(ctx, store.Task{ID: "t-1", Type: "collect-facts", Params: json.RawMessage(`{}`), CreatedBy: "admin",
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, []string{"h-1"}); err != nil {
 		tb.Fatal(err)
@@ -285,6 +289,10 @@ func (fx *fixture) routes() []request {
 		{method: "POST", path: "/api/v1/api-tokens", body: `{"name":"script","ttl":"720h"}`, auth: "viewer"},
 		{method: "DELETE", path: "/api/v1/api-tokens/at-viewer", auth: "viewer"},
 		{method: "GET", path: "/api/v1/audit?actor=admin&action=login&limit=10&offset=0", auth: "admin"},
+		{method: "GET", path: "/api/v1/webhooks", auth: "admin"},
+		{method: "POST", path: "/api/v1/webhooks", body: `{"name":"soc","url":"https://hooks.example.com/p?token=abc","min_severity":"medium","categories":["malware"]}`, auth: "admin"},
+		{method: "PATCH", path: "/api/v1/webhooks/wh-fixture", body: `{"enabled":false}`, auth: "admin"},
+		{method: "DELETE", path: "/api/v1/webhooks/wh-fixture", auth: "admin"},
 	}
 }
 

@@ -33,48 +33,62 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	resp, err := s.Login(w, r, req)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Login checks a user's password (throttled per address, audited) and starts a browser
+// session: the session cookie is set on w, the CSRF token returned.
+func (s *Server) Login(w http.ResponseWriter, r *http.Request, req LoginRequest) (LoginResponse, error) {
 	now, addr := s.store.Now(), remoteIP(r)
 	if s.limiter.blocked(addr, now) {
 		s.store.Audit(r.Context(), store.AuditEntry{Actor: req.User, Action: "login.throttled", Target: req.User, Remote: addr})
-		writeError(w, http.StatusTooManyRequests, "too many failed logins from this address; try again later")
-		return
+		return LoginResponse{}, problem(http.StatusTooManyRequests, "too many failed logins from this address; try again later")
 	}
 	u, err := s.store.UserByName(r.Context(), req.User)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.storeError(w, err)
-		return
+		return LoginResponse{}, err
 	}
 	if !checkPassword(u.PasswordHash, req.Password) || err != nil {
 		s.limiter.fail(addr, now)
 		s.store.Audit(r.Context(), store.AuditEntry{Actor: req.User, Action: "login.failed", Target: req.User, Remote: addr})
-		writeError(w, http.StatusUnauthorized, "wrong user name or password")
-		return
+		return LoginResponse{}, problem(http.StatusUnauthorized, "wrong user name or password")
 	}
 	token, csrf := NewSecret(32), NewSecret(16)
 	se := store.Session{TokenHash: HashSecret(token), UserID: u.ID, CSRF: csrf, ExpiresAt: now.Add(s.cfg.SessionTTL)}
 	if err := s.store.CreateSession(r.Context(), se); err != nil {
-		s.storeError(w, err)
-		return
+		return LoginResponse{}, err
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", Expires: se.ExpiresAt,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	s.store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: "login", Target: u.Name, Remote: addr})
-	writeJSON(w, http.StatusOK, LoginResponse{User: u.Name, Role: u.Role, CSRFToken: csrf, ExpiresAt: se.ExpiresAt})
+	return LoginResponse{User: u.Name, Role: u.Role, CSRFToken: csrf, ExpiresAt: se.ExpiresAt}, nil
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	p := principalFrom(r.Context())
-	if p.session == nil {
-		writeError(w, http.StatusBadRequest, "logout ends browser sessions; revoke an API token with DELETE /api/v1/api-tokens/{id}")
-		return
-	}
-	if err := s.store.DeleteSession(r.Context(), p.session.TokenHash); err != nil {
+	if err := s.Logout(w, r); err != nil {
 		s.storeError(w, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
-	s.audit(r, "logout", p.user.Name, "")
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+}
+
+// Logout ends the caller's browser session and clears its cookie.
+func (s *Server) Logout(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	if p.session == nil {
+		return problem(http.StatusBadRequest, "logout ends browser sessions; revoke an API token with DELETE /api/v1/api-tokens/{id}")
+	}
+	if err := s.store.DeleteSession(r.Context(), p.session.TokenHash); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	s.audit(r, "logout", p.user.Name, "")
+	return nil
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
@@ -229,26 +243,28 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if !store.ValidStatus(req.Status) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q (want handled, ignored or open)", req.Status))
-		return
-	}
-	if len(req.Comment) > 4096 {
-		writeError(w, http.StatusBadRequest, "comment longer than 4096 bytes")
-		return
-	}
-	id, p := r.PathValue("id"), principalFrom(r.Context())
-	if err := s.store.HandleEvent(r.Context(), id, req.Status, p.user.Name, req.Comment); err != nil {
-		s.storeError(w, err)
-		return
-	}
-	s.audit(r, "event."+req.Status, id, req.Comment)
-	e, err := s.store.EventByID(r.Context(), id)
+	e, err := s.HandleEvent(r, r.PathValue("id"), req)
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, e)
+}
+
+// HandleEvent sets an event's status (handled, ignored, open) for the caller and audits it.
+func (s *Server) HandleEvent(r *http.Request, id string, req HandleRequest) (store.Event, error) {
+	if !store.ValidStatus(req.Status) {
+		return store.Event{}, problem(http.StatusBadRequest, "unknown status %q (want handled, ignored or open)", req.Status)
+	}
+	if len(req.Comment) > 4096 {
+		return store.Event{}, problem(http.StatusBadRequest, "comment longer than 4096 bytes")
+	}
+	p := principalFrom(r.Context())
+	if err := s.store.HandleEvent(r.Context(), id, req.Status, p.user.Name, req.Comment); err != nil {
+		return store.Event{}, err
+	}
+	s.audit(r, "event."+req.Status, id, req.Comment)
+	return s.store.EventByID(r.Context(), id)
 }
 
 // TaskRequest is the body of POST /api/v1/tasks.
@@ -266,58 +282,53 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if t, ok := s.startTask(w, r, req); ok {
-		writeJSON(w, http.StatusCreated, t)
+	t, err := s.StartTask(r, req)
+	if err != nil {
+		s.storeError(w, err)
+		return
 	}
+	writeJSON(w, http.StatusCreated, t)
 }
 
-// startTask validates and stores a task and wakes its hosts' streams. It answers errors itself.
-func (s *Server) startTask(w http.ResponseWriter, r *http.Request, req TaskRequest) (store.Task, bool) {
+// StartTask validates and stores a task, wakes its hosts' streams and audits it.
+func (s *Server) StartTask(r *http.Request, req TaskRequest) (store.Task, error) {
+	bad := func(format string, a ...any) (store.Task, error) {
+		return store.Task{}, problem(http.StatusBadRequest, format, a...)
+	}
 	if !slices.Contains(s.cfg.TaskTypes, req.Type) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown task type %q (known: %s)", req.Type, strings.Join(s.cfg.TaskTypes, ", ")))
-		return store.Task{}, false
+		return bad("unknown task type %q (known: %s)", req.Type, strings.Join(s.cfg.TaskTypes, ", "))
 	}
 	if len(req.Params) == 0 {
 		req.Params = json.RawMessage("{}")
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(req.Params, &obj); err != nil || obj == nil {
-		writeError(w, http.StatusBadRequest, "params must be a JSON object")
-		return store.Task{}, false
+		return bad("params must be a JSON object")
 	}
 	if err := task.Validate(req.Type, req.Params); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return store.Task{}, false
+		return bad("%s", err.Error())
 	}
 	ttl := 24 * time.Hour
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d <= 0 || d > s.cfg.MaxTaskTTL {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: want a duration between 1s and %s", s.cfg.MaxTaskTTL))
-			return store.Task{}, false
+			return bad("ttl: want a duration between 1s and %s", s.cfg.MaxTaskTTL)
 		}
 		ttl = d
 	}
 	hosts, err := s.taskTargets(r, req)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return store.Task{}, false
+		return bad("%s", err.Error())
 	}
 	now := s.store.Now()
 	p := principalFrom(r.Context())
 	t := store.Task{ID: "t-" + NewSecret(10), Type: req.Type, Params: req.Params, CreatedBy: p.user.Name, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if err := s.store.CreateTask(r.Context(), t, hosts); err != nil {
-		s.storeError(w, err)
-		return store.Task{}, false
+		return store.Task{}, err
 	}
 	s.agents.NotifyTasks(hosts)
 	s.audit(r, "task.create", t.ID, fmt.Sprintf("type=%s hosts=%d", t.Type, len(hosts)))
-	t, err = s.store.TaskByID(r.Context(), t.ID)
-	if err != nil {
-		s.storeError(w, err)
-		return store.Task{}, false
-	}
-	return t, true
+	return s.store.TaskByID(r.Context(), t.ID)
 }
 
 // taskTargets resolves a task request's hosts; each must exist and not be revoked.

@@ -57,8 +57,9 @@ func (s *Server) addLoginAllow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	view, ok := s.savePolicy(w, r, req.Policy, p)
-	if !ok {
+	view, err := s.savePolicy(r, req.Policy, p)
+	if err != nil {
+		s.storeError(w, err)
 		return
 	}
 	resp := LoginAllowResponse{Policy: view, Closed: []string{}}

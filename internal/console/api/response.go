@@ -77,43 +77,49 @@ func (s *Server) policyView(r *http.Request, scope string) (PolicyView, error) {
 }
 
 func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
-	scope := r.PathValue("scope")
-	if !validScope(scope) {
-		writeError(w, http.StatusBadRequest, "scope: want fleet or group:NAME")
-		return
-	}
 	b, err := readBody(w, r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := policy.Parse(b)
+	v, err := s.PutPolicy(r, r.PathValue("scope"), b)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.storeError(w, err)
 		return
 	}
-	v, ok := s.savePolicy(w, r, scope, p)
-	if ok {
-		writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, v)
+}
+
+// PutPolicy parses, validates and saves a policy document for scope ("fleet" or "group:NAME").
+func (s *Server) PutPolicy(r *http.Request, scope string, doc []byte) (PolicyView, error) {
+	if !validScope(scope) {
+		return PolicyView{}, problem(http.StatusBadRequest, "scope: want fleet or group:NAME")
 	}
+	p, err := policy.Parse(doc)
+	if err != nil {
+		return PolicyView{}, problem(http.StatusBadRequest, "%s", err.Error())
+	}
+	return s.savePolicy(r, scope, p)
+}
+
+// PolicyView returns a scope's saved policy; the fleet scope falls back to the default.
+func (s *Server) PolicyView(r *http.Request, scope string) (PolicyView, error) {
+	if !validScope(scope) {
+		return PolicyView{}, problem(http.StatusBadRequest, "scope: want fleet or group:NAME")
+	}
+	return s.policyView(r, scope)
 }
 
 // savePolicy stores a validated policy, pushes it to the agents and audits the change.
-func (s *Server) savePolicy(w http.ResponseWriter, r *http.Request, scope string, p policy.Policy) (PolicyView, bool) {
+func (s *Server) savePolicy(r *http.Request, scope string, p policy.Policy) (PolicyView, error) {
 	body, version := p.Encode()
 	sp := store.StoredPolicy{Scope: scope, Body: string(body), Version: version, UpdatedBy: principalFrom(r.Context()).user.Name}
 	if err := s.store.SetPolicy(r.Context(), sp); err != nil {
-		s.storeError(w, err)
-		return PolicyView{}, false
+		return PolicyView{}, err
 	}
 	s.agents.NotifyPolicy()
 	s.audit(r, "policy.set", scope, "version="+version)
-	v, err := s.policyView(r, scope)
-	if err != nil {
-		s.storeError(w, err)
-		return PolicyView{}, false
-	}
-	return v, true
+	return s.policyView(r, scope)
 }
 
 func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
@@ -177,12 +183,21 @@ func (s *Server) removeBlock(w http.ResponseWriter, r *http.Request) {
 	s.blockTask(w, r, task.UnblockIP)
 }
 
-// blockTask turns a block request into a block-ip or unblock-ip task for the chosen hosts.
 func (s *Server) blockTask(w http.ResponseWriter, r *http.Request, typ string) {
 	var req BlockRequest
 	if !decode(w, r, &req) {
 		return
 	}
+	t, err := s.BlockTask(r, typ, req)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, t)
+}
+
+// BlockTask turns a block request into a block-ip or unblock-ip task for the chosen hosts.
+func (s *Server) BlockTask(r *http.Request, typ string, req BlockRequest) (store.Task, error) {
 	params := map[string]string{"prefix": req.Prefix}
 	if typ == task.BlockIP {
 		if req.TTL != "" {
@@ -193,8 +208,5 @@ func (s *Server) blockTask(w http.ResponseWriter, r *http.Request, typ string) {
 		}
 	}
 	b, _ := json.Marshal(params)
-	t, ok := s.startTask(w, r, TaskRequest{Type: typ, Params: b, Hosts: req.Hosts, Group: req.Group, All: req.All, TTL: "24h"})
-	if ok {
-		writeJSON(w, http.StatusCreated, t)
-	}
+	return s.StartTask(r, TaskRequest{Type: typ, Params: b, Hosts: req.Hosts, Group: req.Group, All: req.All, TTL: "24h"})
 }

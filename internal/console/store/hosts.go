@@ -68,6 +68,7 @@ func (s *Store) HostByID(ctx context.Context, id string, onlineSince time.Time) 
 type HostFilter struct {
 	Search      string // substring of hostname or ID
 	Group       string
+	OSID        string // os_id the agent reported ("debian", "rhel")
 	Online      *bool
 	OnlineSince time.Time
 	Limit       int
@@ -87,6 +88,14 @@ func (s *Store) ListHosts(ctx context.Context, f HostFilter) ([]Host, int, error
 	if f.Group != "" {
 		where = append(where, `host_group = ?`)
 		args = append(args, f.Group)
+	}
+	if f.OSID != "" {
+		if s.postgres {
+			where = append(where, `(facts::jsonb ->> 'os_id') = ?`)
+		} else {
+			where = append(where, `json_extract(facts, '$.os_id') = ?`)
+		}
+		args = append(args, f.OSID)
 	}
 	if f.Online != nil {
 		if *f.Online {
