@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/detect/behavior"
 	logindetect "github.com/palisade-cwpp/palisade/internal/detect/login"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 )
@@ -82,6 +83,20 @@ func (s *Server) AllowlistEvent(r *http.Request, id string, req AllowlistRequest
 			p.Response.Allow = append(p.Response.Allow, ev.Evidence.SourceIP)
 		}
 		what = "never block " + ev.Evidence.SourceIP
+	case finding.CategoryBehavior:
+		// The rule, for the program the event is about: the same program doing something else,
+		// or another program doing the same, is still reported. (Allow globs have no escapes: a
+		// path holding "*" or "?" also matches paths those stand for.)
+		if len(ev.Evidence.Process) == 0 || ev.Evidence.Process[0].Exe == "" {
+			return bad("this behaviour event names no executable")
+		}
+		exe := ev.Evidence.Process[0].Exe
+		comment := req.Comment
+		if comment == "" {
+			comment = "allowlisted from event " + ev.ID
+		}
+		p.Behavior.Allow = append(p.Behavior.Allow, behavior.Allow{Rules: []string{ev.RuleID}, Exe: []string{exe}, Comment: comment})
+		what = ev.RuleID + " for " + exe
 	default:
 		return bad("events of category " + string(ev.Category) + " cannot be allowlisted yet")
 	}

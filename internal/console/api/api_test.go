@@ -522,6 +522,8 @@ func TestAllowlistEvent(t *testing.T) {
 			Time: time.Now(), DedupKey: "b", Evidence: finding.Evidence{SourceIP: "198.51.100.20"}},
 		{ID: finding.NewID(), RuleID: "login.new-source", Category: finding.CategoryLogin, Severity: finding.SeverityMedium, Title: "new source",
 			Time: time.Now(), DedupKey: "l", Evidence: finding.Evidence{SourceIP: "203.0.113.5", Users: []string{"deploy"}}},
+		{ID: finding.NewID(), RuleID: "behavior.miner-known-binary", Category: finding.CategoryBehavior, Severity: finding.SeverityHigh, Title: "miner",
+			Time: time.Now(), DedupKey: "x", Evidence: finding.Evidence{Process: []finding.Process{{PID: 9, Exe: "/opt/bench/xmrig"}, {PID: 1, Exe: "/sbin/init"}}}},
 	}
 	if _, err := fx.st.IngestFindings(ctx, "h-1", fs, time.Hour); err != nil {
 		t.Fatal(err)
@@ -540,7 +542,7 @@ func TestAllowlistEvent(t *testing.T) {
 	}
 	v := fx.call(request{method: "GET", path: "/api/v1/policies/fleet", auth: store.RoleViewer}, http.StatusOK)
 	pol := mustMarshal(t, v["policy"])
-	for _, want := range []string{sha, `"198.51.100.20"`, `"deploy"`, `"203.0.113.5/32"`} {
+	for _, want := range []string{sha, `"198.51.100.20"`, `"deploy"`, `"203.0.113.5/32"`, `"exe":["/opt/bench/xmrig"],"rules":["behavior.miner-known-binary"]`} {
 		if !strings.Contains(string(pol), want) {
 			t.Errorf("fleet policy lacks %s: %s", want, pol)
 		}
