@@ -139,7 +139,7 @@ func (b *Builder) AddRecord(r *Record) bool {
 		if len(e.ranges) == 0 && len(e.versions) == 0 {
 			continue
 		}
-		key := family + "\x00" + a.Package.Name
+		key := family + "\x00" + normaliseName(family, a.Package.Name)
 		cr.entries[key] = append(cr.entries[key], e)
 		if !slices.Contains(cr.families, family) {
 			cr.families = append(cr.families, family)

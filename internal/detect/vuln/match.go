@@ -41,6 +41,7 @@ func (x *Index) matchOne(p *finding.Package, out []Match) []Match {
 	if sourceNamed[family] && p.SourceName != "" {
 		name = p.SourceName
 	}
+	name = normaliseName(family, name)
 	entries := x.entries[family+"\x00"+name]
 	if len(entries) == 0 {
 		return out
@@ -194,4 +195,26 @@ func SeverityRank(s string) int {
 		return 1
 	}
 	return 0
+}
+
+// normaliseName puts package names into the form the ecosystem's advisories use: PyPI names
+// compare as PEP 503 normalised ("Jinja2" is "jinja2", "zope.interface" is "zope-interface").
+func normaliseName(family, name string) string {
+	if family != "PyPI" {
+		return name
+	}
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if r == '-' || r == '_' || r == '.' {
+			if !dash {
+				b.WriteByte('-')
+			}
+			dash = true
+			continue
+		}
+		dash = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
