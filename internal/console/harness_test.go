@@ -176,6 +176,9 @@ type testAgent struct {
 	fw      respond.Firewall    // nil: the agent finds none in a test binary and cannot block
 	auth    agent.AuthConfig    // zero: authentication sources off, so the host's own logs stay out
 	malware agent.MalwareConfig // zero: no signatures, so nothing is scanned or watched
+	// inventoryRoot is the file system the package inventory reads; empty: inventory off, so
+	// the test machine's own packages stay out.
+	inventoryRoot string
 	a       *agent.Agent
 	cancel  context.CancelFunc
 	done    chan error
@@ -197,7 +200,8 @@ func (ta *testAgent) start() {
 	if auth.Logs == nil && auth.Journal == nil {
 		auth.Disabled = true
 	}
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware}, quietLog())
+	inv := agent.InventoryConfig{Disabled: ta.inventoryRoot == "", Root: ta.inventoryRoot, LanguageDirs: []string{}}
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware, Inventory: inv}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func TestAgentChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestLosslessAgentSIGKILL")
 	}
-	a, err := agent.New(agent.Config{DataDir: dir, HeartbeatInterval: time.Second, Auth: agent.AuthConfig{Disabled: true}}, quietLog())
+	a, err := agent.New(agent.Config{Inventory: agent.InventoryConfig{Disabled: true}, DataDir: dir, HeartbeatInterval: time.Second, Auth: agent.AuthConfig{Disabled: true}}, quietLog())
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -208,7 +208,7 @@ func TestSpoolOverflowIsReported(t *testing.T) {
 	tc := startConsole(t)
 	ta := enrollAgent(t, tc)
 	tc.stop()
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, SpoolMaxBytes: 64 << 10, Auth: agent.AuthConfig{Disabled: true}}, quietLog())
+	a, err := agent.New(agent.Config{Inventory: agent.InventoryConfig{Disabled: true}, DataDir: ta.dir, HeartbeatInterval: time.Second, SpoolMaxBytes: 64 << 10, Auth: agent.AuthConfig{Disabled: true}}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestTaskSurvivesConsoleRestart(t *testing.T) {
 		os.WriteFile(filepath.Join(tree, fmt.Sprintf("f%04d", i)), []byte(fmt.Sprintf("file %d", i)), 0o644)
 	}
 	// A tiny CPU budget makes the scan take seconds, long enough to restart the console under it.
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Budget: budget.Config{CPUPercent: 5},
+	a, err := agent.New(agent.Config{Inventory: agent.InventoryConfig{Disabled: true}, DataDir: ta.dir, HeartbeatInterval: time.Second, Budget: budget.Config{CPUPercent: 5},
 		Auth: agent.AuthConfig{Disabled: true}, Malware: agent.MalwareConfig{Signatures: []string{sigs}, Realtime: []string{}}}, quietLog())
 	if err != nil {
 		t.Fatal(err)
