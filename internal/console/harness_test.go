@@ -179,9 +179,9 @@ type testAgent struct {
 	// inventoryRoot is the file system the package inventory reads; empty: inventory off, so
 	// the test machine's own packages stay out.
 	inventoryRoot string
-	a       *agent.Agent
-	cancel  context.CancelFunc
-	done    chan error
+	a             *agent.Agent
+	cancel        context.CancelFunc
+	done          chan error
 }
 
 func enrollAgent(t testing.TB, tc *testConsole) *testAgent {
