@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -33,6 +34,17 @@ type Config struct {
 	SessionTTL Duration `yaml:"session_ttl"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Vulns configures the vulnerability data.
+	Vulns VulnsConfig `yaml:"vulns"`
+}
+
+// VulnsConfig says where vulnerability data comes from besides operators' imports.
+type VulnsConfig struct {
+	// Sources are OSV archives fetched on schedule: https:// URLs such as
+	// https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip, or local files.
+	Sources []string `yaml:"sources"`
+	// FetchInterval between fetches; default 24h.
+	FetchInterval Duration `yaml:"fetch_interval"`
 }
 
 // Duration is a time.Duration written as "90s", "1h" in YAML.
@@ -77,6 +89,9 @@ func (c *Config) Defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.Vulns.FetchInterval == 0 {
+		c.Vulns.FetchInterval = Duration(24 * time.Hour)
+	}
 }
 
 // Validate names the first bad key.
@@ -87,6 +102,14 @@ func (c *Config) Validate() error {
 	}
 	if c.OfflineAfter < Duration(5*time.Second) {
 		errs = append(errs, errors.New("offline_after: must be at least 5s"))
+	}
+	if c.Vulns.FetchInterval < Duration(time.Minute) {
+		errs = append(errs, errors.New("vulns.fetch_interval: must be at least 1m"))
+	}
+	for i, src := range c.Vulns.Sources {
+		if src == "" || (strings.Contains(src, "://") && !strings.HasPrefix(src, "https://") && !strings.HasPrefix(src, "http://")) {
+			errs = append(errs, fmt.Errorf("vulns.sources[%d]: %q is neither an http(s) URL nor a file path", i, src))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

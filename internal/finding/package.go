@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Package is one installed software package on a host, as the agent's inventory reports it and
@@ -50,12 +51,12 @@ func (p Package) Validate() error {
 		if len(f.v) > MaxPackageField {
 			errs = append(errs, fmt.Errorf("package %s longer than %d bytes", f.name, MaxPackageField))
 		}
-		if strings.IndexByte(f.v, 0) >= 0 {
-			errs = append(errs, fmt.Errorf("package %s contains a NUL byte", f.name))
+		if strings.IndexByte(f.v, 0) >= 0 || !utf8.ValidString(f.v) {
+			errs = append(errs, fmt.Errorf("package %s contains a NUL byte or invalid UTF-8", f.name))
 		}
 	}
-	if len(p.Location) > MaxPackageLocation || strings.IndexByte(p.Location, 0) >= 0 {
-		errs = append(errs, fmt.Errorf("package location longer than %d bytes or with a NUL byte", MaxPackageLocation))
+	if len(p.Location) > MaxPackageLocation || strings.IndexByte(p.Location, 0) >= 0 || !utf8.ValidString(p.Location) {
+		errs = append(errs, fmt.Errorf("package location longer than %d bytes, or with a NUL byte or invalid UTF-8", MaxPackageLocation))
 	}
 	return errors.Join(errs...)
 }

@@ -238,10 +238,11 @@ func NewHostVuln(hostID string, p finding.Package) HostVuln {
 }
 
 // ReplaceHostVulns makes vs the host's current vulnerabilities: new ones are inserted with
-// first_seen now, changed ones updated, gone ones deleted; all are marked seen now.
-func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVuln) (added, removed int, err error) {
+// first_seen now, changed ones updated, gone ones deleted; all are marked seen now. It returns
+// the new ones and how many were removed.
+func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		added, removed = 0, 0
+		added, removed = nil, 0
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns WHERE host_id = ?`), hostID)
 		if err != nil {
 			return err
@@ -307,7 +308,7 @@ func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVu
 				return fmt.Errorf("store host vulnerabilities: %w", err)
 			}
 		}
-		added = len(fresh)
+		added = fresh
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET last_seen = ? WHERE host_id = ?`), now, hostID)
 		return err
 	})
