@@ -26,6 +26,9 @@ type InventoryConfig struct {
 	// LanguageDirs are searched for Java, Python, npm packages and Go binaries; nil means
 	// inventory.DefaultLanguageDirs, an empty list none.
 	LanguageDirs []string
+	// CheckInterval is how often the package databases' modification times are looked at;
+	// default 1m.
+	CheckInterval time.Duration
 }
 
 // maxInventoryChunk bounds the packages in one Inventory message, well under the 8 MiB message
@@ -86,7 +89,10 @@ func (a *Agent) runInventory(ctx context.Context) {
 		a.log.Warn("package inventory", "err", err)
 	}
 	last := time.Now()
-	tick := time.NewTicker(min(time.Minute, cfg.Interval))
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = time.Minute
+	}
+	tick := time.NewTicker(min(cfg.CheckInterval, cfg.Interval))
 	defer tick.Stop()
 	for {
 		select {

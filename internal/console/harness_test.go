@@ -200,7 +200,7 @@ func (ta *testAgent) start() {
 	if auth.Logs == nil && auth.Journal == nil {
 		auth.Disabled = true
 	}
-	inv := agent.InventoryConfig{Disabled: ta.inventoryRoot == "", Root: ta.inventoryRoot, LanguageDirs: []string{}}
+	inv := agent.InventoryConfig{Disabled: ta.inventoryRoot == "", Root: ta.inventoryRoot, LanguageDirs: []string{}, CheckInterval: 100 * time.Millisecond}
 	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware, Inventory: inv}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
