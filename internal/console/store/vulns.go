@@ -238,8 +238,10 @@ func NewHostVuln(hostID string, p finding.Package) HostVuln {
 }
 
 // ReplaceHostVulns makes vs the host's current vulnerabilities: new ones are inserted with
-// first_seen now, changed ones updated, gone ones deleted; all are marked seen now. It returns
-// the new ones and how many were removed.
+// first_seen now, changed ones updated, gone ones deleted; unchanged rows are not written, so a
+// fleet rematch after a small data change writes little. It returns the new ones and how many
+// were removed. (A vulnerability's last_seen, as read, is when the host last reported its
+// inventory.)
 func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		added, removed = nil, 0
@@ -280,8 +282,8 @@ func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVu
 				fresh = append(fresh, v)
 			case o.fixed != v.Fixed || o.severity != v.Severity || o.score != v.Score || o.emergency != v.Emergency || o.installed != v.Installed:
 				if _, err := tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET fixed = ?, fix_command = ?, severity = ?, score = ?, emergency = ?,
-					installed = ?, aliases = ?, summary = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`),
-					v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed, jsonText(nonNilStrings(v.Aliases)), v.Summary, hostID, v.Advisory, v.pkgKey); err != nil {
+					installed = ?, aliases = ?, summary = ?, last_seen = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`),
+					v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed, jsonText(nonNilStrings(v.Aliases)), v.Summary, now, hostID, v.Advisory, v.pkgKey); err != nil {
 					return err
 				}
 			}
@@ -309,8 +311,7 @@ func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVu
 			}
 		}
 		added = fresh
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET last_seen = ? WHERE host_id = ?`), now, hostID)
-		return err
+		return nil
 	})
 	return added, removed, err
 }
@@ -375,8 +376,8 @@ func (s *Store) HostVulns(ctx context.Context, f VulnFilter) ([]HostVuln, int, e
 		return nil, 0, err
 	}
 	q := `SELECT v.host_id, h.hostname, v.advisory, v.aliases, v.summary, v.ecosystem, v.package, v.installed, v.fixed, v.fix_command,
-		v.location, v.severity, v.score, v.emergency, v.first_seen, v.last_seen FROM host_vulns v JOIN hosts h ON h.id = v.host_id
-		WHERE ` + where + ` ORDER BY ` + severityRankSQL + ` DESC, v.score DESC, v.advisory, h.hostname, v.package`
+		v.location, v.severity, v.score, v.emergency, v.first_seen, v.last_seen, COALESCE(i.updated_at, 0) FROM host_vulns v JOIN hosts h ON h.id = v.host_id
+		LEFT JOIN host_inventory i ON i.host_id = v.host_id WHERE ` + where + ` ORDER BY ` + severityRankSQL + ` DESC, v.score DESC, v.advisory, h.hostname, v.package`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
 	}
@@ -389,13 +390,13 @@ func (s *Store) HostVulns(ctx context.Context, f VulnFilter) ([]HostVuln, int, e
 	for rows.Next() {
 		var v HostVuln
 		var aliases string
-		var first, last int64
+		var first, last, reported int64
 		if err := rows.Scan(&v.HostID, &v.Hostname, &v.Advisory, &aliases, &v.Summary, &v.Ecosystem, &v.Package, &v.Installed, &v.Fixed,
-			&v.FixCommand, &v.Location, &v.Severity, &v.Score, &v.Emergency, &first, &last); err != nil {
+			&v.FixCommand, &v.Location, &v.Severity, &v.Score, &v.Emergency, &first, &last, &reported); err != nil {
 			return nil, 0, err
 		}
 		json.Unmarshal([]byte(aliases), &v.Aliases)
-		v.FirstSeen, v.LastSeen = fromMS(first), fromMS(last)
+		v.FirstSeen, v.LastSeen = fromMS(first), fromMS(max(last, reported))
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {

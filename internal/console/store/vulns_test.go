@@ -65,6 +65,7 @@ func TestHostVulnsLifecycleAndAcceptance(t *testing.T) {
 		clock := useClock(s, t0)
 		addHost(t, s, "h-web1", "web1", "web")
 		addHost(t, s, "h-web2", "web2", "web")
+		must(t, s.ReplaceInventory(ctx, "h-web1", 1, debian, []finding.Package{sshd, curl}))
 		regre := hostVuln("h-web1", sshd, "DSA-5724-1", "high", "1:9.2p1-2+deb12u3", "regreSSHion")
 		curlV := hostVuln("h-web1", curl, "DEBIAN-CVE-2023-38545", "critical", "7.88.1-10+deb12u4", "")
 		added, removed, err := s.ReplaceHostVulns(ctx, "h-web1", []HostVuln{regre, curlV})
@@ -76,6 +77,7 @@ func TestHostVulnsLifecycleAndAcceptance(t *testing.T) {
 		must(t, err)
 
 		clock.Advance(time.Hour)
+		must(t, s.ApplyInventoryDiff(ctx, "h-web1", 2, debian, nil, []finding.Package{curl}, 1))
 		added, removed, err = s.ReplaceHostVulns(ctx, "h-web1", []HostVuln{regre})
 		must(t, err)
 		if len(added) != 0 || removed != 1 {

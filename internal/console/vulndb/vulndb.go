@@ -298,11 +298,15 @@ func (m *Manager) drain(ctx context.Context) {
 // RematchHost matches one host's stored inventory against the current index and stores the
 // result. It returns the number of matches.
 func (m *Manager) RematchHost(ctx context.Context, hostID string) (int, error) {
+	return m.rematch(ctx, m.Index().NewMatcher(), hostID)
+}
+
+func (m *Manager) rematch(ctx context.Context, matcher *vuln.Matcher, hostID string) (int, error) {
 	pkgs, _, err := m.store.HostPackages(ctx, hostID, store.PackageFilter{})
 	if err != nil {
 		return 0, err
 	}
-	vs := toHostVulns(hostID, m.Index().MatchPackages(pkgs))
+	vs := toHostVulns(hostID, matcher.MatchPackages(pkgs))
 	added, _, err := m.store.ReplaceHostVulns(ctx, hostID, vs)
 	if err != nil {
 		return 0, err
@@ -360,8 +364,9 @@ func (m *Manager) RematchFleet(ctx context.Context) (RematchStats, error) {
 		return RematchStats{}, err
 	}
 	st := RematchStats{Hosts: len(hosts)}
+	matcher := m.Index().NewMatcher()
 	for _, h := range hosts {
-		n, err := m.RematchHost(ctx, h)
+		n, err := m.rematch(ctx, matcher, h)
 		if err != nil {
 			return st, fmt.Errorf("host %s: %w", h, err)
 		}
@@ -377,7 +382,7 @@ func (m *Manager) RematchFleet(ctx context.Context) (RematchStats, error) {
 func toHostVulns(hostID string, ms []vuln.Match) []store.HostVuln {
 	out := make([]store.HostVuln, 0, len(ms))
 	for _, mt := range ms {
-		v := store.NewHostVuln(hostID, mt.Package)
+		v := store.NewHostVuln(hostID, *mt.Package)
 		v.Advisory, v.Aliases, v.Summary = mt.Advisory.ID, mt.Advisory.Aliases, mt.Advisory.Summary
 		v.Severity, v.Score, v.Fixed, v.FixCommand = mt.Severity, mt.Advisory.Score, mt.Fixed, mt.FixCommand
 		if mt.Advisory.Emergency != nil {

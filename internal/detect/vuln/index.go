@@ -260,7 +260,7 @@ func clone(m map[string]int) map[string]int {
 
 // Index is an immutable, queryable set of advisories. It is safe for concurrent use.
 type Index struct {
-	entries    map[string][]*entry
+	entries    map[string][]*entry // family\x00name\x00release; release "" applies to all
 	advisories map[string]*Advisory
 	stats      Stats
 }
@@ -272,7 +272,11 @@ func (b *Builder) Build() *Index {
 	for _, cr := range b.records {
 		idx.advisories[cr.adv.ID] = cr.adv
 		for k, es := range cr.entries {
-			idx.entries[k] = append(idx.entries[k], es...)
+			// Keyed by release too, so a host's look-up skips other releases' entries.
+			for _, e := range es {
+				rk := k + "\x00" + e.release
+				idx.entries[rk] = append(idx.entries[rk], e)
+			}
 		}
 	}
 	return idx

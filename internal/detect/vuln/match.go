@@ -11,8 +11,9 @@ import (
 
 // Match is one advisory affecting one installed package.
 type Match struct {
-	Package  finding.Package `json:"package"`
-	Advisory *Advisory       `json:"advisory"`
+	// Package points into the slice the caller passed.
+	Package  *finding.Package `json:"package"`
+	Advisory *Advisory        `json:"advisory"`
 	// Severity is the advisory's, or the distribution's rating for this package when the
 	// advisory has no CVSS vector.
 	Severity string `json:"severity"`
@@ -35,6 +36,45 @@ func (x *Index) MatchPackages(pkgs []finding.Package) []Match {
 	return out
 }
 
+// Matcher matches many hosts against one index, remembering what each distinct package
+// (ecosystem, name, source name, version) matched: a fleet runs the same packages on many
+// hosts, so a fleet rematch compares versions once per distinct package, not once per host.
+// A Matcher is not safe for concurrent use.
+type Matcher struct {
+	x     *Index
+	cache map[matchKey][]Match
+}
+
+type matchKey struct{ ecosystem, name, source, version string }
+
+// NewMatcher returns a caching matcher over x.
+func (x *Index) NewMatcher() *Matcher { return &Matcher{x: x, cache: map[matchKey][]Match{}} }
+
+// MatchPackages is Index.MatchPackages with the cache.
+func (m *Matcher) MatchPackages(pkgs []finding.Package) []Match {
+	found := make([][]Match, len(pkgs))
+	n := 0
+	for i := range pkgs {
+		p := &pkgs[i]
+		k := matchKey{p.Ecosystem, p.Name, p.SourceName, p.Version}
+		ms, ok := m.cache[k]
+		if !ok {
+			ms = m.x.matchOne(p, nil)
+			m.cache[k] = ms
+		}
+		found[i] = ms
+		n += len(ms)
+	}
+	out := make([]Match, 0, n)
+	for i, ms := range found {
+		for _, mt := range ms {
+			mt.Package = &pkgs[i] // same advisories, this host's package (its location may differ)
+			out = append(out, mt)
+		}
+	}
+	return out
+}
+
 func (x *Index) matchOne(p *finding.Package, out []Match) []Match {
 	family, release := splitEcosystem(p.Ecosystem)
 	name := p.Name
@@ -42,14 +82,19 @@ func (x *Index) matchOne(p *finding.Package, out []Match) []Match {
 		name = p.SourceName
 	}
 	name = normaliseName(family, name)
-	entries := x.entries[family+"\x00"+name]
+	hostRelease := releaseKey(family, release)
+	entries := x.entries[family+"\x00"+name+"\x00"+hostRelease]
+	if hostRelease != "" {
+		if all := x.entries[family+"\x00"+name+"\x00"]; len(all) > 0 {
+			entries = append(slices.Clip(entries), all...)
+		}
+	}
 	if len(entries) == 0 {
 		return out
 	}
-	hostRelease := releaseKey(family, release)
 	installed := parseVersion(family, p.Version)
 	var installedSemver semantic.Version
-	first := len(out)
+	var matched map[*Advisory]bool // advisories already reported for this package
 	for _, e := range entries {
 		if e.release != "" && e.release != hostRelease {
 			continue
@@ -74,25 +119,20 @@ func (x *Index) matchOne(p *finding.Package, out []Match) []Match {
 		if !affected && len(e.versions) > 0 {
 			_, affected = slices.BinarySearch(e.versions, p.Version)
 		}
-		if !affected || seen(out[first:], e.adv.ID) {
+		if !affected || matched[e.adv] {
 			continue
 		}
+		if matched == nil {
+			matched = map[*Advisory]bool{}
+		}
+		matched[e.adv] = true
 		sev := e.adv.Severity
 		if e.severity != "" {
 			sev = e.severity
 		}
-		out = append(out, Match{Package: *p, Advisory: e.adv, Severity: sev, Fixed: fixed, FixCommand: FixCommand(p.Ecosystem, p.Name, fixed)})
+		out = append(out, Match{Package: p, Advisory: e.adv, Severity: sev, Fixed: fixed, FixCommand: FixCommand(p.Ecosystem, p.Name, fixed)})
 	}
 	return out
-}
-
-func seen(ms []Match, id string) bool {
-	for _, m := range ms {
-		if m.Advisory.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // affects evaluates the range for v as the OSV schema specifies: walking events in version
