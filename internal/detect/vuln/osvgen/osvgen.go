@@ -226,42 +226,48 @@ func WriteUbuntu(w io.Writer, cfg Config) error {
 	return zw.Close()
 }
 
-// DebianHost returns a Debian 12 host's n installed binary packages: binaries of the corpus's
-// source packages (most hosts run the popular ones), at a stable update level that is fully
-// patched for some and behind for others, plus packages no advisory names.
+// DebianHost returns a Debian 12 host's n installed binary packages: one or two binaries of
+// source packages drawn evenly from the corpus (a server installs a broad set, the much-patched
+// head among them), most at the latest stable update and some lagging behind, plus packages no
+// advisory names. Different seeds give different hosts ("images").
 func DebianHost(cfg Config, n int, seed uint64) []finding.Package {
 	cfg.defaults()
 	srcs := Sources(cfg)
 	r := rand.New(rand.NewPCG(cfg.Seed, seed))
+	order := r.Perm(len(srcs))
 	var out []finding.Package
 	seen := map[string]bool{}
+	next := 0
 	for len(out) < n {
-		var name, source, version string
-		if r.IntN(10) < 7 {
-			s := srcs[rank(r, len(srcs))]
-			name, source = s.Binaries[r.IntN(len(s.Binaries))], s.Name
-			// Most packages are at the latest stable update; some lag behind.
-			level := 9
-			switch x := r.IntN(10); {
-			case x < 2:
-				level = 6 + r.IntN(3)
-			case x < 3:
-				level = r.IntN(6)
+		if r.IntN(10) < 2 || next >= len(order) {
+			name := fmt.Sprintf("quiet%05d", r.IntN(100000))
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, finding.Package{Ecosystem: "Debian:12", Name: name, Version: fmt.Sprintf("%d.%d-%d", 1+r.IntN(9), r.IntN(20), 1+r.IntN(3)),
+					Arch: "amd64", Location: "/var/lib/dpkg/status", Extractor: "os/dpkg"})
 			}
-			version = DebianFixed(s, "12", level)
-		} else {
-			name = fmt.Sprintf("quiet%05d", r.IntN(100000))
-			version = fmt.Sprintf("%d.%d-%d", 1+r.IntN(9), r.IntN(20), 1+r.IntN(3))
-		}
-		if seen[name] {
 			continue
 		}
-		seen[name] = true
-		p := finding.Package{Ecosystem: "Debian:12", Name: name, Version: version, Arch: "amd64", Location: "/var/lib/dpkg/status", Extractor: "os/dpkg"}
-		if source != name {
-			p.SourceName = source
+		s := srcs[order[next]]
+		next++
+		level := 9 // the latest stable update: only unfixed advisories apply
+		switch x := r.IntN(20); {
+		case x < 2:
+			level = 6 + r.IntN(3)
+		case x < 3:
+			level = r.IntN(6)
 		}
-		out = append(out, p)
+		for _, bin := range s.Binaries[:1+r.IntN(min(2, len(s.Binaries)))] {
+			if len(out) == n || seen[bin] {
+				break
+			}
+			seen[bin] = true
+			p := finding.Package{Ecosystem: "Debian:12", Name: bin, Version: DebianFixed(s, "12", level), Arch: "amd64", Location: "/var/lib/dpkg/status", Extractor: "os/dpkg"}
+			if bin != s.Name {
+				p.SourceName = s.Name
+			}
+			out = append(out, p)
+		}
 	}
 	return out
 }
