@@ -33,7 +33,7 @@ if [ -z "$OSV" ]; then
   GOBIN="$work" GONOSUMDB=github.com/google/osv-scalibr go install github.com/google/osv-scanner/v2/cmd/osv-scanner@v2.2.1
   OSV="$work/osv-scanner"
 fi
-"$OSV" --version | head -1
+"$OSV" --version 2>&1 | head -1 || true
 
 echo "== generating the corpus and a host of $PACKAGES packages"
 "$work/vulnbench" gen -dir "$work" -packages "$PACKAGES"
