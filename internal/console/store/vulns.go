@@ -64,8 +64,10 @@ func (s *Store) ReplaceInventory(ctx context.Context, hostID string, gen uint64,
 // stored generation, or when the result does not hold total packages.
 func (s *Store) ApplyInventoryDiff(ctx context.Context, hostID string, gen uint64, osr OSRelease, added, removed []finding.Package, total int) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		var have uint64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT generation FROM host_inventory WHERE host_id = ?`), hostID).Scan(&have)
+		// Generations are stored as BIGINT: the bits of the uint64, read back the same way.
+		var stored int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT generation FROM host_inventory WHERE host_id = ?`), hostID).Scan(&stored)
+		have := uint64(stored)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && have+1 != gen) {
 			return fmt.Errorf("host %s holds generation %d, diff is %d: %w", hostID, have, gen, ErrInventoryGap)
 		}
