@@ -12,6 +12,7 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/console/api"
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/console/vulndb"
+	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
 // runVulns is "palisade vulns [flags]" (the list) or "palisade vulns VERB ...".
@@ -126,9 +127,8 @@ func vulnsPackages(ctx context.Context, args []string) error {
 		q.Set("ecosystem", *eco)
 	}
 	p, err := list(ctx, "/api/v1/hosts/"+url.PathEscape(pos[0])+"/packages", q, *asJSON, "ECOSYSTEM\tNAME\tVERSION\tSOURCE\tLOCATION",
-		func(p map[string]any) []string {
-			s := func(k string) string { v, _ := p[k].(string); return v }
-			return []string{s("ecosystem"), s("name"), s("version"), orDash(s("source_name")), s("location")}
+		func(p finding.Package) []string {
+			return []string{p.Ecosystem, p.Name, p.Version, orDash(p.SourceName), p.Location}
 		})
 	if err == nil && !*asJSON {
 		fmt.Fprintf(os.Stderr, "%d of %d packages\n", len(p.Items), p.Total)

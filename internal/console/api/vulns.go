@@ -2,11 +2,13 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
 	"github.com/palisade-cwpp/palisade/internal/detect/vuln"
+	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
 // vulnFilter reads the filters the vulnerability lists share: severity (minimum), fixable,
@@ -123,7 +125,7 @@ func (s *Server) emergencyVulns(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			ev.Affected = append(ev.Affected, v)
-			if !contains(ev.Advisories, v.Advisory) {
+			if !slices.Contains(ev.Advisories, v.Advisory) {
 				ev.Advisories = append(ev.Advisories, v.Advisory)
 			}
 			if v.Status == "accepted" {
@@ -136,15 +138,6 @@ func (s *Server) emergencyVulns(w http.ResponseWriter, r *http.Request) {
 		out = append(out, ev)
 	}
 	writeJSON(w, http.StatusOK, Page[EmergencyView]{Items: out, Total: len(out), Limit: len(out)})
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) hostVulns(w http.ResponseWriter, r *http.Request) {
@@ -167,20 +160,8 @@ func (s *Server) hostVulns(w http.ResponseWriter, r *http.Request) {
 
 // PackagesPage is a host's inventory.
 type PackagesPage struct {
-	Page[packageView]
+	Page[finding.Package]
 	Inventory *store.HostInventory `json:"inventory,omitempty"` // nil before the agent sent one
-}
-
-type packageView = struct {
-	Ecosystem     string `json:"ecosystem"`
-	Name          string `json:"name"`
-	Version       string `json:"version"`
-	SourceName    string `json:"source_name,omitempty"`
-	SourceVersion string `json:"source_version,omitempty"`
-	Arch          string `json:"arch,omitempty"`
-	Location      string `json:"location,omitempty"`
-	PURL          string `json:"purl,omitempty"`
-	Extractor     string `json:"extractor,omitempty"`
 }
 
 func (s *Server) hostPackages(w http.ResponseWriter, r *http.Request) {
@@ -199,10 +180,7 @@ func (s *Server) hostPackages(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	out := PackagesPage{Page: Page[packageView]{Items: make([]packageView, 0, len(pkgs)), Total: total, Limit: limit, Offset: offset}}
-	for _, p := range pkgs {
-		out.Items = append(out.Items, packageView(p))
-	}
+	out := PackagesPage{Page: Page[finding.Package]{Items: nonNil(pkgs), Total: total, Limit: limit, Offset: offset}}
 	if inv, err := s.store.Inventory(r.Context(), id); err == nil {
 		out.Inventory = &inv
 	}
