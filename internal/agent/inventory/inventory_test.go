@@ -181,3 +181,29 @@ func TestDiff(t *testing.T) {
 		t.Errorf("added %v removed %v", added, removed)
 	}
 }
+
+// TestCollectRPMNDB reads the NDB database osv-scalibr's tests captured from the opensuse/leap:15.5
+// image (4.6 MB, so it is read from the module cache rather than copied here).
+func TestCollectRPMNDB(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/osv-scalibr").Output()
+	if err != nil {
+		t.Skipf("osv-scalibr module not found: %v", err)
+	}
+	db, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "extractor/filesystem/os/rpm/testdata/Packages.db"))
+	if err != nil {
+		t.Skipf("osv-scalibr test data not in the module cache: %v", err)
+	}
+	root := t.TempDir()
+	writeFile(t, root, "etc/os-release", []byte("NAME=\"openSUSE Leap\"\nVERSION=\"15.5\"\nID=\"opensuse-leap\"\nVERSION_ID=\"15.5\"\n"))
+	writeFile(t, root, "usr/lib/sysimage/rpm/Packages.db", db)
+	inv, err := Collect(context.Background(), Config{Root: root, LanguageDirs: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := find(inv.Packages, "openSUSE:Leap 15.5", "bash"); !ok || b.Version != "4.4-150400.25.22" || b.SourceName != "" {
+		t.Errorf("bash = %+v, %v", b, ok)
+	}
+	if len(inv.Packages) < 100 {
+		t.Errorf("%d packages from the NDB database", len(inv.Packages))
+	}
+}
