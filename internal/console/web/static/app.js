@@ -1,4 +1,4 @@
-// Palisade overview: signs in through the user API and lists hosts and events.
+// Palisade overview: signs in through the user API and lists hosts, events and vulnerabilities.
 "use strict";
 let csrf = sessionStorage.getItem("csrf") || "";
 
@@ -41,6 +41,26 @@ async function refresh() {
     cell(tr, e.severity, "sev-" + e.severity); cell(tr, e.title); cell(tr, e.hostname || e.host_id);
     cell(tr, String(e.count)); cell(tr, when(e.last_seen)); cell(tr, e.status);
     eb.appendChild(tr);
+  }
+  const emergencies = await api("/api/v1/vulns/emergency");
+  const mb = document.getElementById("emergencies");
+  mb.replaceChildren();
+  for (const e of emergencies.items) {
+    const tr = document.createElement("tr");
+    cell(tr, e.name); cell(tr, e.id); cell(tr, String(e.hosts), e.hosts ? "sev-critical" : "");
+    cell(tr, String(e.accepted_hosts)); cell(tr, e.advisories.join(", "));
+    mb.appendChild(tr);
+  }
+  const vulns = await api("/api/v1/vulns?limit=50");
+  const vb = document.getElementById("vulns");
+  vb.replaceChildren();
+  for (const v of vulns.items) {
+    const tr = document.createElement("tr");
+    cell(tr, v.emergency ? v.advisory + " (" + v.emergency + ")" : v.advisory);
+    cell(tr, v.score ? v.severity + " " + v.score.toFixed(1) : v.severity, "sev-" + v.severity);
+    cell(tr, String(v.hosts)); cell(tr, String(v.accepted_hosts)); cell(tr, v.fixable ? "available" : "none yet");
+    cell(tr, (v.packages || []).join(", ")); cell(tr, (v.aliases || []).join(", "));
+    vb.appendChild(tr);
   }
 }
 
