@@ -169,6 +169,12 @@ type fileConfig struct {
 		Rules    []string          `yaml:"rules"`
 		Sigma    []string          `yaml:"sigma"`
 	} `yaml:"behavior"`
+	Inventory struct {
+		Disabled     bool      `yaml:"disabled"`
+		Interval     string    `yaml:"interval"`
+		Root         string    `yaml:"root"`
+		LanguageDirs *[]string `yaml:"language_dirs"`
+	} `yaml:"inventory"`
 }
 
 func loadConfig(path string) (fileConfig, error) {
@@ -198,7 +204,18 @@ func (fc fileConfig) agentConfig() (agent.Config, error) {
 			Wtmp: fc.Auth.Wtmp, Btmp: fc.Auth.Btmp, GeoIP: fc.Auth.GeoIP},
 		Malware: agent.MalwareConfig{Disabled: fc.Malware.Disabled, Signatures: fc.Malware.Signatures, YARA: fc.Malware.YARA,
 			Realtime: fc.Malware.Realtime, Workers: fc.Malware.Workers},
-		Behavior: agent.BehaviorConfig{Disabled: fc.Behavior.Disabled, Events: fc.Behavior.Events, Rules: fc.Behavior.Rules, Sigma: fc.Behavior.Sigma},
+		Behavior:  agent.BehaviorConfig{Disabled: fc.Behavior.Disabled, Events: fc.Behavior.Events, Rules: fc.Behavior.Rules, Sigma: fc.Behavior.Sigma},
+		Inventory: agent.InventoryConfig{Disabled: fc.Inventory.Disabled, Root: fc.Inventory.Root},
+	}
+	if fc.Inventory.LanguageDirs != nil {
+		cfg.Inventory.LanguageDirs = append([]string{}, *fc.Inventory.LanguageDirs...)
+	}
+	if fc.Inventory.Interval != "" {
+		d, err := time.ParseDuration(fc.Inventory.Interval)
+		if err != nil || d < time.Minute {
+			return cfg, fmt.Errorf("inventory.interval: %q is not a duration of at least 1m", fc.Inventory.Interval)
+		}
+		cfg.Inventory.Interval = d
 	}
 	if fc.HeartbeatInterval != "" {
 		d, err := time.ParseDuration(fc.HeartbeatInterval)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,6 +122,10 @@ func addEvent(t *testing.T, c *console.Console) string {
 func TestCommands(t *testing.T) {
 	c := startConsole(t)
 	eventID := addEvent(t, c)
+	notZip := filepath.Join(t.TempDir(), "not.zip")
+	os.WriteFile(notZip, []byte("not a zip"), 0o644)
+	osvZip := filepath.Join(t.TempDir(), "all.zip")
+	writeOSVZip(t, osvZip)
 
 	tests := []struct {
 		args []string
@@ -173,6 +179,24 @@ func TestCommands(t *testing.T) {
 		{[]string{"reputation", "import", "-"}, exitUsage},
 		{[]string{"reputation", "lookup", "nothex"}, exitRejected},
 		{[]string{"reputation", "lookup", strings.Repeat("0", 64)}, exitOK},
+		{[]string{"vulns"}, exitOK},
+		{[]string{"vulns", "--emergency", "--severity", "high"}, exitOK},
+		{[]string{"vulns", "--severity", "bogus"}, exitRejected},
+		{[]string{"vulns", "--host", "h-nope"}, exitNotFound},
+		{[]string{"vulns", "emergency"}, exitOK},
+		{[]string{"vulns", "status"}, exitOK},
+		{[]string{"vulns", "show", "DSA-0000-1"}, exitNotFound},
+		{[]string{"vulns", "packages", "h-nope"}, exitNotFound},
+		{[]string{"vulns", "import", "/nonexistent"}, exitError},
+		{[]string{"vulns", "import", notZip}, exitRejected},
+		{[]string{"vulns", "import", osvZip}, exitOK},
+		{[]string{"vulns", "accept", "DSA-5724-1"}, exitUsage},
+		{[]string{"vulns", "accept", "DSA-5724-1", "--all"}, exitUsage},
+		{[]string{"vulns", "accept", "DSA-5724-1", "--all", "--until", "100000h"}, exitRejected},
+		{[]string{"vulns", "accept", "DSA-5724-1", "--all", "--until", "24h", "--comment", "lab only"}, exitOK},
+		{[]string{"vulns", "acceptances", "--expired"}, exitOK},
+		{[]string{"vulns", "unaccept", "va-nope"}, exitNotFound},
+		{[]string{"vulns", "frobnicate"}, exitUsage},
 		{[]string{"version"}, exitOK},
 	}
 	for _, tt := range tests {
@@ -363,5 +387,20 @@ func TestExitCode(t *testing.T) {
 		if got := exitCode(tt.err); got != tt.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
+	}
+}
+
+// writeOSVZip writes a one-record OSV archive, laid out as osv.dev's all.zip.
+func writeOSVZip(t *testing.T, path string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("DSA-5724-1.json")
+	w.Write([]byte(`{"id":"DSA-5724-1","modified":"2024-07-01T12:00:00Z","upstream":["CVE-2024-6387"],"affected":[{"package":{"ecosystem":"Debian:12","name":"openssh"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:9.2p1-2+deb12u3"}]}]}]}`))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -42,6 +42,7 @@ var commands = map[string]command{
 	"policy":     {"detection and response policies: list, show, set, delete", runPolicy},
 	"blocks":     {"IP blocks: list, add, remove", runBlocks},
 	"reputation": {"file hash reputation: import a feed, look a hash up", runReputation},
+	"vulns":      {"vulnerabilities: list, show, emergency, packages, import, status, accept", runVulns},
 	"version":    {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 

@@ -44,6 +44,8 @@ type Config struct {
 	Malware MalwareConfig
 	// Behavior says where process events come from and which rules run.
 	Behavior BehaviorConfig
+	// Inventory says how installed packages are collected for vulnerability matching.
+	Inventory InventoryConfig
 	// Firewall is the blocking backend; nil picks the best this host has (nftables, then
 	// ipset/iptables). Tests pass one bound to their own network namespace.
 	Firewall respond.Firewall
@@ -85,6 +87,7 @@ type Agent struct {
 	updates     chan *pb.TaskUpdate // task progress and results, drained by whichever session is up
 	runCtx      context.Context     // Run's context, which tasks run under
 	blockReport chan struct{}       // wakes the sender to report active blocks
+	packages    *packageState
 }
 
 // New opens the agent's identity and spool in cfg.DataDir.
@@ -105,7 +108,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		log.Warn("spool had torn or corrupt records (agent killed mid-write?); they were cut off", "records", st.Corrupt)
 	}
 	a := &Agent{cfg: cfg, id: id, log: log, spool: sp, budget: budget.New(cfg.Budget), blockReport: make(chan struct{}, 1), rep: newReputation(),
-		updates: make(chan *pb.TaskUpdate, 256), runCtx: context.Background()}
+		updates: make(chan *pb.TaskUpdate, 256), runCtx: context.Background(), packages: newPackageState()}
 	p, version, err := loadPolicy(cfg.DataDir)
 	if err != nil {
 		log.Warn("saved policy unusable; using the default until the console sends one", "err", err)
@@ -196,7 +199,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setupFirewall(ctx)
 	a.setupMalware()
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){a.runAuth, a.runRealtime, a.runBehavior} {
+	for _, run := range []func(context.Context){a.runAuth, a.runRealtime, a.runBehavior, a.runInventory} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}

@@ -36,6 +36,8 @@ func newTaskRunner(a *Agent) *taskRunner {
 		task.Quarantine:   r.quarantine,
 		task.Restore:      r.quarantine,
 		task.Scan:         r.scan,
+
+		task.CollectInventory: r.collectInventory,
 	}
 	return r
 }

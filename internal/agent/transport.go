@@ -120,6 +120,9 @@ func (a *Agent) session(ctx context.Context, client pb.AgentServiceClient) error
 						a.log.Warn("reputation finding not spooled", "err", err)
 					}
 				}
+			case *pb.ConsoleMessage_InventoryRequest:
+				a.log.Info("console asks for the full package inventory", "reason", b.InventoryRequest.GetReason())
+				a.requestFullInventory()
 			case *pb.ConsoleMessage_Goodbye:
 				cancel(status.Error(codes.PermissionDenied, b.Goodbye.GetReason()))
 				return
@@ -151,6 +154,7 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 		return err
 	}
 	a.rep.reconnected()
+	a.requestFullInventory() // a new stream may reach a console that lost or never had it
 	sent := a.spool.AckedSeq()
 	for {
 		// Take the wake-up channel before reading, so an append right after the read still wakes us.
@@ -193,6 +197,10 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 				if err := stream.Send(&pb.AgentMessage{Body: &pb.AgentMessage_HashQuery{HashQuery: q}}); err != nil {
 					return err
 				}
+			}
+		case <-a.packages.ready:
+			if err := a.sendInventory(stream); err != nil {
+				return err
 			}
 		case <-a.blockReport:
 			if err := a.sendBlocks(ctx, stream); err != nil {

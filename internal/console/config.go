@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -37,6 +38,17 @@ type Config struct {
 	// AgentBinary is the palisade-agent executable the console serves to the install script.
 	// Default: palisade-agent next to the running console executable, when it exists.
 	AgentBinary string `yaml:"agent_binary"`
+	// Vulns configures the vulnerability data.
+	Vulns VulnsConfig `yaml:"vulns"`
+}
+
+// VulnsConfig says where vulnerability data comes from besides operators' imports.
+type VulnsConfig struct {
+	// Sources are OSV archives fetched on schedule: https:// URLs such as
+	// https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip, or local files.
+	Sources []string `yaml:"sources"`
+	// FetchInterval between fetches; default 24h.
+	FetchInterval Duration `yaml:"fetch_interval"`
 }
 
 // Duration is a time.Duration written as "90s", "1h" in YAML.
@@ -88,6 +100,9 @@ func (c *Config) Defaults() {
 			}
 		}
 	}
+	if c.Vulns.FetchInterval == 0 {
+		c.Vulns.FetchInterval = Duration(24 * time.Hour)
+	}
 }
 
 func fileExists(path string) bool {
@@ -103,6 +118,14 @@ func (c *Config) Validate() error {
 	}
 	if c.OfflineAfter < Duration(5*time.Second) {
 		errs = append(errs, errors.New("offline_after: must be at least 5s"))
+	}
+	if c.Vulns.FetchInterval < Duration(time.Minute) {
+		errs = append(errs, errors.New("vulns.fetch_interval: must be at least 1m"))
+	}
+	for i, src := range c.Vulns.Sources {
+		if src == "" || (strings.Contains(src, "://") && !strings.HasPrefix(src, "https://") && !strings.HasPrefix(src, "http://")) {
+			errs = append(errs, fmt.Errorf("vulns.sources[%d]: %q is neither an http(s) URL nor a file path", i, src))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

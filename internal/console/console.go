@@ -35,6 +35,7 @@ import (
 	"github.com/palisade-cwpp/palisade/internal/console/notify"
 	"github.com/palisade-cwpp/palisade/internal/console/pki"
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/console/vulndb"
 	"github.com/palisade-cwpp/palisade/internal/console/web"
 	"github.com/palisade-cwpp/palisade/internal/task"
 	pb "github.com/palisade-cwpp/palisade/proto/palisade/v1"
@@ -50,6 +51,7 @@ type Console struct {
 	Store  *store.Store
 	CA     *pki.Authority
 	Agents *agentapi.Server
+	Vulns  *vulndb.Manager
 
 	grpcSrv           *grpc.Server
 	httpSrv           *http.Server
@@ -96,6 +98,12 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 		return nil, err
 	}
 	c := &Console{cfg: cfg, log: log, Store: st, CA: ca, done: make(chan struct{})}
+	c.Vulns, err = vulndb.Open(vulndb.Config{Dir: filepath.Join(cfg.DataDir, "vulndb"), Sources: cfg.Vulns.Sources,
+		FetchInterval: time.Duration(cfg.Vulns.FetchInterval)}, st, log.With("part", "vulndb"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	if c.agentLn, err = net.Listen("tcp", cfg.AgentListen); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("agent_listen: %w", err)
@@ -108,7 +116,8 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c.Agents = agentapi.New(agentapi.Config{AggregationWindow: time.Duration(cfg.AggregationWindow)}, st, ca, agentapi.NewMetrics(reg), log.With("part", "agentapi"))
+	c.Agents = agentapi.New(agentapi.Config{AggregationWindow: time.Duration(cfg.AggregationWindow),
+		InventoryChanged: c.Vulns.HostChanged}, st, ca, agentapi.NewMetrics(reg), log.With("part", "agentapi"))
 	c.grpcSrv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			Certificates: []tls.Certificate{serverCert},
@@ -128,7 +137,8 @@ func Open(ctx context.Context, cfg Config, adminPassword string, out io.Writer, 
 	)
 	pb.RegisterAgentServiceServer(c.grpcSrv, c.Agents)
 
-	apiSrv := api.New(api.Config{SessionTTL: time.Duration(cfg.SessionTTL), OfflineAfter: time.Duration(cfg.OfflineAfter), TaskTypes: TaskTypes},
+	apiSrv := api.New(api.Config{SessionTTL: time.Duration(cfg.SessionTTL), OfflineAfter: time.Duration(cfg.OfflineAfter), TaskTypes: TaskTypes,
+		Vulns: c.Vulns},
 		st, c.Agents, log.With("part", "api"))
 	mux := http.NewServeMux()
 	apiSrv.Register(mux)
@@ -203,6 +213,7 @@ func (c *Console) Serve(ctx context.Context) error {
 	c.cancelHousekeeper = cancel
 	go c.housekeep(hctx)
 	go c.notifier.Run(hctx)
+	go c.Vulns.Run(hctx)
 	errc := make(chan error, 2)
 	go func() { errc <- c.grpcSrv.Serve(c.agentLn) }()
 	go func() { errc <- c.httpSrv.ServeTLS(c.apiLn, "", "") }()

@@ -177,9 +177,12 @@ type testAgent struct {
 	auth    agent.AuthConfig      // zero: authentication sources off, so the host's own logs stay out
 	malware agent.MalwareConfig   // zero: no signatures, so nothing is scanned or watched
 	behave  *agent.BehaviorConfig // nil: no kernel process events (one audit user at a time)
-	a       *agent.Agent
-	cancel  context.CancelFunc
-	done    chan error
+	// inventoryRoot is the file system the package inventory reads; empty: inventory off, so
+	// the test machine's own packages stay out.
+	inventoryRoot string
+	a             *agent.Agent
+	cancel        context.CancelFunc
+	done          chan error
 }
 
 func enrollAgent(t testing.TB, tc *testConsole) *testAgent {
@@ -202,8 +205,9 @@ func (ta *testAgent) start() {
 	if ta.behave != nil {
 		behave = *ta.behave
 	}
+	inv := agent.InventoryConfig{Disabled: ta.inventoryRoot == "", Root: ta.inventoryRoot, LanguageDirs: []string{}, CheckInterval: 100 * time.Millisecond}
 	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware,
-		Behavior: behave}, quietLog())
+		Behavior: behave, Inventory: inv}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
 	}

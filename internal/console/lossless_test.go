@@ -136,7 +136,8 @@ func TestAgentChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestLosslessAgentSIGKILL")
 	}
-	a, err := agent.New(agent.Config{DataDir: dir, HeartbeatInterval: time.Second, Auth: agent.AuthConfig{Disabled: true}, Behavior: agent.BehaviorConfig{Disabled: true}}, quietLog())
+	a, err := agent.New(agent.Config{DataDir: dir, HeartbeatInterval: time.Second, Auth: agent.AuthConfig{Disabled: true},
+		Behavior: agent.BehaviorConfig{Disabled: true}, Inventory: agent.InventoryConfig{Disabled: true}}, quietLog())
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -208,7 +209,8 @@ func TestSpoolOverflowIsReported(t *testing.T) {
 	tc := startConsole(t)
 	ta := enrollAgent(t, tc)
 	tc.stop()
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, SpoolMaxBytes: 64 << 10, Auth: agent.AuthConfig{Disabled: true}, Behavior: agent.BehaviorConfig{Disabled: true}}, quietLog())
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, SpoolMaxBytes: 64 << 10, Auth: agent.AuthConfig{Disabled: true},
+		Behavior: agent.BehaviorConfig{Disabled: true}, Inventory: agent.InventoryConfig{Disabled: true}}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestTaskSurvivesConsoleRestart(t *testing.T) {
 	// A tiny CPU budget makes the scan take seconds, long enough to restart the console under it.
 	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Budget: budget.Config{CPUPercent: 5},
 		Auth: agent.AuthConfig{Disabled: true}, Malware: agent.MalwareConfig{Signatures: []string{sigs}, Realtime: []string{}},
-		Behavior: agent.BehaviorConfig{Disabled: true}}, quietLog())
+		Behavior: agent.BehaviorConfig{Disabled: true}, Inventory: agent.InventoryConfig{Disabled: true}}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

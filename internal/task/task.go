@@ -24,10 +24,12 @@ const (
 	Quarantine   = "quarantine-file" // QuarantineParams; result: the quarantine record
 	Restore      = "restore-file"    // RestoreParams; result: the quarantine record
 	Scan         = "scan"            // ScanParams; result: counts and infected paths
+	// CollectInventory refreshes the package inventory now; no parameters; result: counts.
+	CollectInventory = "collect-inventory"
 )
 
 // Types lists every task type, for validation and help texts.
-var Types = []string{CollectFacts, BlockIP, UnblockIP, Quarantine, Restore, Scan}
+var Types = []string{CollectFacts, BlockIP, UnblockIP, Quarantine, Restore, Scan, CollectInventory}
 
 // ScanParams says what a malware scan covers: "quick" (common drop locations and the running
 // programs), "full" (the whole file system) or "custom" (Paths).
@@ -117,7 +119,7 @@ func Decode(typ string, params []byte, v any) error {
 // Validate checks a task's type and parameters without keeping them.
 func Validate(typ string, params []byte) error {
 	switch typ {
-	case CollectFacts:
+	case CollectFacts, CollectInventory:
 		return Decode(typ, params, &struct{}{})
 	case BlockIP, UnblockIP:
 		return Decode(typ, params, &BlockParams{})

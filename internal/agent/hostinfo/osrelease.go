@@ -124,3 +124,9 @@ func isKeyByte(c byte, first bool) bool {
 	}
 	return false
 }
+
+// ReadOSRelease reads the os-release(5) assignments of the system rooted at root ("/" for this
+// host): /etc/os-release, else /usr/lib/os-release.
+func ReadOSRelease(root string) (map[string]string, error) {
+	return newCollector(root).osRelease()
+}

@@ -35,6 +35,9 @@ type Config struct {
 	AggregationWindow time.Duration
 	// MaxFindingBytes refuses larger findings (counted as rejected).
 	MaxFindingBytes int
+	// InventoryChanged is called after a host's package inventory changed, so the console can
+	// rematch it against the vulnerability data. Optional.
+	InventoryChanged func(hostID string)
 }
 
 // Server implements pb.AgentServiceServer.

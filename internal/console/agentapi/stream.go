@@ -32,6 +32,8 @@ type conn struct {
 	closeOnce sync.Once
 	// lastDropped is the spool drop count of the previous heartbeat, to report growth once.
 	lastDropped uint64
+	// inv tracks the inventory exchange on this stream.
+	inv inventoryConn
 }
 
 func (c *conn) close(reason string) {
@@ -186,6 +188,10 @@ func (s *Server) receive(ctx context.Context, stream pb.AgentService_ConnectServ
 			case c.out <- m:
 			case <-ctx.Done():
 				return context.Cause(ctx)
+			}
+		case *pb.AgentMessage_Inventory:
+			if err := s.inventory(ctx, c, b.Inventory, log); err != nil {
+				return err
 			}
 		case *pb.AgentMessage_TaskUpdate:
 			s.taskUpdate(ctx, c.hostID, b.TaskUpdate, log)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/console/vulndb"
 )
 
 // Agents is what the API needs from the agent API: the live streams.
@@ -34,6 +35,8 @@ type Config struct {
 	TaskTypes []string
 	// MaxTaskTTL bounds how long a task may wait for offline hosts.
 	MaxTaskTTL time.Duration
+	// Vulns is the vulnerability data; nil answers its routes with 503.
+	Vulns *vulndb.Manager
 }
 
 // Server serves the user API.
@@ -129,6 +132,17 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/blocks", s.require(viewer, s.listBlocks))
 	mux.HandleFunc("POST /api/v1/blocks", s.require(analyst, s.createBlock))
 	mux.HandleFunc("POST /api/v1/blocks/remove", s.require(analyst, s.removeBlock))
+
+	mux.HandleFunc("GET /api/v1/vulns", s.require(viewer, s.listVulns))
+	mux.HandleFunc("GET /api/v1/vulns/emergency", s.require(viewer, s.emergencyVulns))
+	mux.HandleFunc("GET /api/v1/vulns/acceptances", s.require(viewer, s.listAcceptances))
+	mux.HandleFunc("GET /api/v1/vulns/{advisory}", s.require(viewer, s.getVuln))
+	mux.HandleFunc("POST /api/v1/vulns/accept", s.require(analyst, s.acceptVuln))
+	mux.HandleFunc("DELETE /api/v1/vulns/acceptances/{id}", s.require(analyst, s.deleteAcceptance))
+	mux.HandleFunc("GET /api/v1/hosts/{id}/vulns", s.require(viewer, s.hostVulns))
+	mux.HandleFunc("GET /api/v1/hosts/{id}/packages", s.require(viewer, s.hostPackages))
+	mux.HandleFunc("GET /api/v1/vulndb", s.require(viewer, s.vulnDBStatus))
+	mux.HandleFunc("POST /api/v1/vulndb/import", s.require(admin, s.importVulnDB))
 }
 
 // maxBody bounds request bodies; nothing the API takes is larger.

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/console/vulndb"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 	"github.com/palisade-cwpp/palisade/internal/task"
 )
@@ -105,6 +108,13 @@ func newFixture(tb testing.TB, cfg Config) *fixture {
 	if cfg.TaskTypes == nil {
 		cfg.TaskTypes = task.Types
 	}
+	if cfg.Vulns == nil {
+		m, err := vulndb.Open(vulndb.Config{Dir: filepath.Join(tb.TempDir(), "vulndb")}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.Vulns = m
+	}
 	fx.srv = New(cfg, st, fx.agents, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	fx.mux = http.NewServeMux()
 	fx.srv.Register(fx.mux)
@@ -122,6 +132,18 @@ func newFixture(tb testing.TB, cfg Config) *fixture {
 		}
 	}
 	if err := st.RevokeHost(ctx, "h-revoked"); err != nil {
+		tb.Fatal(err)
+	}
+	sshd := finding.Package{Ecosystem: "Debian:12", Name: "openssh-server", SourceName: "openssh", Version: "1:9.2p1-2+deb12u2", Location: "/var/lib/dpkg/status"}
+	if err := st.ReplaceInventory(ctx, "h-1", 1, store.OSRelease{ID: "debian", VersionID: "12"}, []finding.Package{sshd}); err != nil {
+		tb.Fatal(err)
+	}
+	hv := store.NewHostVuln("h-1", sshd)
+	hv.Advisory, hv.Severity, hv.Fixed, hv.Emergency = "DSA-5724-1", "high", "1:9.2p1-2+deb12u3", "regreSSHion"
+	if _, _, err := st.ReplaceHostVulns(ctx, "h-1", []store.HostVuln{hv}); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := st.AcceptVuln(ctx, store.Acceptance{ID: "va-fixture", Advisory: "DSA-5724-1", Until: now.Add(time.Hour), CreatedBy: "admin"}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := st.TouchHost(ctx, "h-1", finding.AgentStatus{Time: now}); err != nil {
@@ -278,6 +300,16 @@ func (fx *fixture) routes() []request {
 		{method: "GET", path: "/api/v1/blocks?host=h-1&limit=10", auth: "viewer"},
 		{method: "POST", path: "/api/v1/blocks", body: `{"prefix":"203.0.113.7","ttl":"1h","reason":"scanner","hosts":["h-1"]}`, auth: "analyst"},
 		{method: "POST", path: "/api/v1/blocks/remove", body: `{"prefix":"203.0.113.7","hosts":["h-1"]}`, auth: "analyst"},
+		{method: "GET", path: "/api/v1/vulns?severity=high&fixable=true&emergency=true&limit=10", auth: "viewer"},
+		{method: "GET", path: "/api/v1/vulns/emergency", auth: "viewer"},
+		{method: "GET", path: "/api/v1/vulns/acceptances?expired=true", auth: "viewer"},
+		{method: "GET", path: "/api/v1/vulns/DSA-5724-1?status=accepted", auth: "viewer"},
+		{method: "POST", path: "/api/v1/vulns/accept", body: `{"advisory":"DSA-5724-1","host":"h-1","until":"720h","comment":"sshd firewalled"}`, auth: "analyst"},
+		{method: "DELETE", path: "/api/v1/vulns/acceptances/va-fixture", auth: "analyst"},
+		{method: "GET", path: "/api/v1/hosts/h-1/vulns?severity=low&limit=10", auth: "viewer"},
+		{method: "GET", path: "/api/v1/hosts/h-1/packages?name=ssh&ecosystem=Debian", auth: "viewer"},
+		{method: "GET", path: "/api/v1/vulndb", auth: "viewer"},
+		{method: "POST", path: "/api/v1/vulndb/import?source=test", body: osvZip(fx.tb), auth: "admin"},
 		{method: "GET", path: "/api/v1/enroll-tokens", auth: "admin"},
 		{method: "POST", path: "/api/v1/enroll-tokens", body: `{"ttl":"1h","group":"web"}`, auth: "admin"},
 		{method: "DELETE", path: "/api/v1/enroll-tokens/et-h-1", auth: "admin"},
@@ -294,6 +326,18 @@ func (fx *fixture) routes() []request {
 		{method: "PATCH", path: "/api/v1/webhooks/wh-fixture", body: `{"enabled":false}`, auth: "admin"},
 		{method: "DELETE", path: "/api/v1/webhooks/wh-fixture", auth: "admin"},
 	}
+}
+
+// osvZip is a one-record OSV archive, as osv.dev lays out all.zip.
+func osvZip(tb testing.TB) string {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("DSA-5724-1.json")
+	w.Write([]byte(`{"id":"DSA-5724-1","modified":"2024-07-01T12:00:00Z","upstream":["CVE-2024-6387"],"affected":[{"package":{"ecosystem":"Debian:12","name":"openssh"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:9.2p1-2+deb12u3"}]}]}]}`))
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.String()
 }
 
 // isRoute reports whether the mux sends r to one of the API's handlers (rather than answering

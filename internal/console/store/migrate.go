@@ -144,7 +144,71 @@ CREATE TABLE reputation (
 	PRIMARY KEY (sha256, source)
 );
 `,
-	4: "", // reserved: vulnerability tables
+	4: `
+CREATE TABLE host_inventory (
+	host_id TEXT PRIMARY KEY REFERENCES hosts(id),
+	generation BIGINT NOT NULL,
+	os_id TEXT NOT NULL,
+	os_version TEXT NOT NULL,
+	os_codename TEXT NOT NULL,
+	os_pretty TEXT NOT NULL,
+	package_count INTEGER NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+CREATE TABLE host_packages (
+	host_id TEXT NOT NULL REFERENCES hosts(id),
+	pkg_key TEXT NOT NULL,
+	ecosystem TEXT NOT NULL,
+	name TEXT NOT NULL,
+	version TEXT NOT NULL,
+	source_name TEXT NOT NULL,
+	source_version TEXT NOT NULL,
+	arch TEXT NOT NULL,
+	location TEXT NOT NULL,
+	purl TEXT NOT NULL,
+	extractor TEXT NOT NULL,
+	PRIMARY KEY (host_id, pkg_key)
+);
+CREATE TABLE host_vulns (
+	host_id TEXT NOT NULL REFERENCES hosts(id),
+	advisory TEXT NOT NULL,
+	pkg_key TEXT NOT NULL,
+	ecosystem TEXT NOT NULL,
+	package TEXT NOT NULL,
+	installed TEXT NOT NULL,
+	fixed TEXT NOT NULL,
+	fix_command TEXT NOT NULL,
+	location TEXT NOT NULL,
+	aliases TEXT NOT NULL,
+	summary TEXT NOT NULL,
+	severity TEXT NOT NULL,
+	score DOUBLE PRECISION NOT NULL,
+	emergency TEXT NOT NULL,
+	first_seen BIGINT NOT NULL,
+	last_seen BIGINT NOT NULL,
+	PRIMARY KEY (host_id, advisory, pkg_key)
+);
+CREATE INDEX host_vulns_advisory ON host_vulns(advisory);
+CREATE TABLE vuln_acceptances (
+	id TEXT PRIMARY KEY,
+	advisory TEXT NOT NULL,
+	host_id TEXT NOT NULL,
+	until_at BIGINT NOT NULL,
+	created_by TEXT NOT NULL,
+	comment TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX vuln_acceptances_scope ON vuln_acceptances(advisory, host_id);
+CREATE TABLE vulndb_archives (
+	name TEXT PRIMARY KEY,
+	sha256 TEXT NOT NULL,
+	size BIGINT NOT NULL,
+	records TEXT NOT NULL,
+	source TEXT NOT NULL,
+	imported_by TEXT NOT NULL,
+	imported_at BIGINT NOT NULL
+);
+`,
 	5: `
 CREATE TABLE webhooks (
 	id TEXT PRIMARY KEY,

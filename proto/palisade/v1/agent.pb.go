@@ -158,6 +158,7 @@ type AgentMessage struct {
 	//	*AgentMessage_TaskUpdate
 	//	*AgentMessage_Blocks
 	//	*AgentMessage_HashQuery
+	//	*AgentMessage_Inventory
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -254,6 +255,15 @@ func (x *AgentMessage) GetHashQuery() *HashQuery {
 	return nil
 }
 
+func (x *AgentMessage) GetInventory() *Inventory {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_Inventory); ok {
+			return x.Inventory
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -282,6 +292,10 @@ type AgentMessage_HashQuery struct {
 	HashQuery *HashQuery `protobuf:"bytes,6,opt,name=hash_query,json=hashQuery,proto3,oneof"`
 }
 
+type AgentMessage_Inventory struct {
+	Inventory *Inventory `protobuf:"bytes,7,opt,name=inventory,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Body() {}
@@ -294,6 +308,8 @@ func (*AgentMessage_Blocks) isAgentMessage_Body() {}
 
 func (*AgentMessage_HashQuery) isAgentMessage_Body() {}
 
+func (*AgentMessage_Inventory) isAgentMessage_Body() {}
+
 type ConsoleMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Body:
@@ -303,6 +319,7 @@ type ConsoleMessage struct {
 	//	*ConsoleMessage_Goodbye
 	//	*ConsoleMessage_Policy
 	//	*ConsoleMessage_HashVerdicts
+	//	*ConsoleMessage_InventoryRequest
 	Body          isConsoleMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -390,6 +407,15 @@ func (x *ConsoleMessage) GetHashVerdicts() *HashVerdicts {
 	return nil
 }
 
+func (x *ConsoleMessage) GetInventoryRequest() *InventoryRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ConsoleMessage_InventoryRequest); ok {
+			return x.InventoryRequest
+		}
+	}
+	return nil
+}
+
 type isConsoleMessage_Body interface {
 	isConsoleMessage_Body()
 }
@@ -416,6 +442,11 @@ type ConsoleMessage_HashVerdicts struct {
 	HashVerdicts *HashVerdicts `protobuf:"bytes,5,opt,name=hash_verdicts,json=hashVerdicts,proto3,oneof"`
 }
 
+type ConsoleMessage_InventoryRequest struct {
+	// The console lost track of the host's inventory and wants it in full.
+	InventoryRequest *InventoryRequest `protobuf:"bytes,6,opt,name=inventory_request,json=inventoryRequest,proto3,oneof"`
+}
+
 func (*ConsoleMessage_Ack) isConsoleMessage_Body() {}
 
 func (*ConsoleMessage_Task) isConsoleMessage_Body() {}
@@ -425,6 +456,8 @@ func (*ConsoleMessage_Goodbye) isConsoleMessage_Body() {}
 func (*ConsoleMessage_Policy) isConsoleMessage_Body() {}
 
 func (*ConsoleMessage_HashVerdicts) isConsoleMessage_Body() {}
+
+func (*ConsoleMessage_InventoryRequest) isConsoleMessage_Body() {}
 
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1500,6 +1533,320 @@ func (x *HashVerdict) GetMalicious() uint32 {
 	return 0
 }
 
+// The host's installed packages, for vulnerability matching in the console. The agent sends the
+// full inventory first on every connection and after a refresh that the console asked for, then
+// only what changed. Package metadata only: never file contents.
+type Inventory struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases by one with every Inventory message the agent sends. A diff applies to the state
+	// of generation - 1; the console asks for a full inventory when it does not hold that state.
+	Generation uint64 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// True: replace the host's inventory with added (the first chunk of a full inventory).
+	// False: apply added and removed to the previous generation.
+	Full    bool       `protobuf:"varint,2,opt,name=full,proto3" json:"full,omitempty"`
+	Os      *OSRelease `protobuf:"bytes,3,opt,name=os,proto3" json:"os,omitempty"`
+	Added   []*Package `protobuf:"bytes,4,rep,name=added,proto3" json:"added,omitempty"`
+	Removed []*Package `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	// Packages the host holds once this message is applied; the console checks it agrees.
+	Total         uint32 `protobuf:"varint,6,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Inventory) Reset() {
+	*x = Inventory{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Inventory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Inventory) ProtoMessage() {}
+
+func (x *Inventory) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
+func (*Inventory) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Inventory) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Inventory) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *Inventory) GetOs() *OSRelease {
+	if x != nil {
+		return x.Os
+	}
+	return nil
+}
+
+func (x *Inventory) GetAdded() []*Package {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+func (x *Inventory) GetRemoved() []*Package {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *Inventory) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// The fields of /etc/os-release that decide which distribution release advisories apply.
+type OSRelease struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	VersionId       string                 `protobuf:"bytes,2,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	VersionCodename string                 `protobuf:"bytes,3,opt,name=version_codename,json=versionCodename,proto3" json:"version_codename,omitempty"`
+	PrettyName      string                 `protobuf:"bytes,4,opt,name=pretty_name,json=prettyName,proto3" json:"pretty_name,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *OSRelease) Reset() {
+	*x = OSRelease{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OSRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OSRelease) ProtoMessage() {}
+
+func (x *OSRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OSRelease.ProtoReflect.Descriptor instead.
+func (*OSRelease) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *OSRelease) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OSRelease) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+func (x *OSRelease) GetVersionCodename() string {
+	if x != nil {
+		return x.VersionCodename
+	}
+	return ""
+}
+
+func (x *OSRelease) GetPrettyName() string {
+	if x != nil {
+		return x.PrettyName
+	}
+	return ""
+}
+
+// One installed package; fields as in internal/finding.Package.
+type Package struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ecosystem     string                 `protobuf:"bytes,1,opt,name=ecosystem,proto3" json:"ecosystem,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	SourceName    string                 `protobuf:"bytes,4,opt,name=source_name,json=sourceName,proto3" json:"source_name,omitempty"`
+	SourceVersion string                 `protobuf:"bytes,5,opt,name=source_version,json=sourceVersion,proto3" json:"source_version,omitempty"`
+	Arch          string                 `protobuf:"bytes,6,opt,name=arch,proto3" json:"arch,omitempty"`
+	Location      string                 `protobuf:"bytes,7,opt,name=location,proto3" json:"location,omitempty"`
+	Purl          string                 `protobuf:"bytes,8,opt,name=purl,proto3" json:"purl,omitempty"`
+	Extractor     string                 `protobuf:"bytes,9,opt,name=extractor,proto3" json:"extractor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Package) Reset() {
+	*x = Package{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Package) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Package) ProtoMessage() {}
+
+func (x *Package) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Package.ProtoReflect.Descriptor instead.
+func (*Package) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Package) GetEcosystem() string {
+	if x != nil {
+		return x.Ecosystem
+	}
+	return ""
+}
+
+func (x *Package) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Package) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Package) GetSourceName() string {
+	if x != nil {
+		return x.SourceName
+	}
+	return ""
+}
+
+func (x *Package) GetSourceVersion() string {
+	if x != nil {
+		return x.SourceVersion
+	}
+	return ""
+}
+
+func (x *Package) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *Package) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *Package) GetPurl() string {
+	if x != nil {
+		return x.Purl
+	}
+	return ""
+}
+
+func (x *Package) GetExtractor() string {
+	if x != nil {
+		return x.Extractor
+	}
+	return ""
+}
+
+type InventoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InventoryRequest) Reset() {
+	*x = InventoryRequest{}
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InventoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InventoryRequest) ProtoMessage() {}
+
+func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_palisade_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
+func (*InventoryRequest) Descriptor() ([]byte, []int) {
+	return file_proto_palisade_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *InventoryRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_proto_palisade_v1_agent_proto protoreflect.FileDescriptor
 
 const file_proto_palisade_v1_agent_proto_rawDesc = "" +
@@ -1512,7 +1859,7 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12'\n" +
 	"\x0fcertificate_pem\x18\x02 \x01(\fR\x0ecertificatePem\x12\x15\n" +
-	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"\xdc\x02\n" +
+	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"\x94\x03\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.palisade.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.palisade.v1.HeartbeatH\x00R\theartbeat\x127\n" +
@@ -1521,14 +1868,16 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"taskUpdate\x122\n" +
 	"\x06blocks\x18\x05 \x01(\v2\x18.palisade.v1.BlockReportH\x00R\x06blocks\x127\n" +
 	"\n" +
-	"hash_query\x18\x06 \x01(\v2\x16.palisade.v1.HashQueryH\x00R\thashQueryB\x06\n" +
-	"\x04body\"\x90\x02\n" +
+	"hash_query\x18\x06 \x01(\v2\x16.palisade.v1.HashQueryH\x00R\thashQuery\x126\n" +
+	"\tinventory\x18\a \x01(\v2\x16.palisade.v1.InventoryH\x00R\tinventoryB\x06\n" +
+	"\x04body\"\xde\x02\n" +
 	"\x0eConsoleMessage\x12$\n" +
 	"\x03ack\x18\x01 \x01(\v2\x10.palisade.v1.AckH\x00R\x03ack\x12-\n" +
 	"\x04task\x18\x02 \x01(\v2\x17.palisade.v1.TaskAssignH\x00R\x04task\x120\n" +
 	"\agoodbye\x18\x03 \x01(\v2\x14.palisade.v1.GoodbyeH\x00R\agoodbye\x12-\n" +
 	"\x06policy\x18\x04 \x01(\v2\x13.palisade.v1.PolicyH\x00R\x06policy\x12@\n" +
-	"\rhash_verdicts\x18\x05 \x01(\v2\x19.palisade.v1.HashVerdictsH\x00R\fhashVerdictsB\x06\n" +
+	"\rhash_verdicts\x18\x05 \x01(\v2\x19.palisade.v1.HashVerdictsH\x00R\fhashVerdicts\x12L\n" +
+	"\x11inventory_request\x18\x06 \x01(\v2\x1d.palisade.v1.InventoryRequestH\x00R\x10inventoryRequestB\x06\n" +
 	"\x04body\"R\n" +
 	"\x05Hello\x12,\n" +
 	"\x05facts\x18\x01 \x01(\v2\x16.palisade.v1.HostFactsR\x05facts\x12\x1b\n" +
@@ -1617,7 +1966,36 @@ const file_proto_palisade_v1_agent_proto_rawDesc = "" +
 	"\averdict\x18\x02 \x01(\tR\averdict\x12\x16\n" +
 	"\x06family\x18\x03 \x01(\tR\x06family\x12\x18\n" +
 	"\asources\x18\x04 \x01(\rR\asources\x12\x1c\n" +
-	"\tmalicious\x18\x05 \x01(\rR\tmalicious2\x98\x01\n" +
+	"\tmalicious\x18\x05 \x01(\rR\tmalicious\"\xd9\x01\n" +
+	"\tInventory\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04full\x18\x02 \x01(\bR\x04full\x12&\n" +
+	"\x02os\x18\x03 \x01(\v2\x16.palisade.v1.OSReleaseR\x02os\x12*\n" +
+	"\x05added\x18\x04 \x03(\v2\x14.palisade.v1.PackageR\x05added\x12.\n" +
+	"\aremoved\x18\x05 \x03(\v2\x14.palisade.v1.PackageR\aremoved\x12\x14\n" +
+	"\x05total\x18\x06 \x01(\rR\x05total\"\x86\x01\n" +
+	"\tOSRelease\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"version_id\x18\x02 \x01(\tR\tversionId\x12)\n" +
+	"\x10version_codename\x18\x03 \x01(\tR\x0fversionCodename\x12\x1f\n" +
+	"\vpretty_name\x18\x04 \x01(\tR\n" +
+	"prettyName\"\xff\x01\n" +
+	"\aPackage\x12\x1c\n" +
+	"\tecosystem\x18\x01 \x01(\tR\tecosystem\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1f\n" +
+	"\vsource_name\x18\x04 \x01(\tR\n" +
+	"sourceName\x12%\n" +
+	"\x0esource_version\x18\x05 \x01(\tR\rsourceVersion\x12\x12\n" +
+	"\x04arch\x18\x06 \x01(\tR\x04arch\x12\x1a\n" +
+	"\blocation\x18\a \x01(\tR\blocation\x12\x12\n" +
+	"\x04purl\x18\b \x01(\tR\x04purl\x12\x1c\n" +
+	"\textractor\x18\t \x01(\tR\textractor\"*\n" +
+	"\x10InventoryRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\x98\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.palisade.v1.EnrollRequest\x1a\x1b.palisade.v1.EnrollResponse\x12E\n" +
 	"\aConnect\x12\x19.palisade.v1.AgentMessage\x1a\x1b.palisade.v1.ConsoleMessage(\x010\x01B@Z>github.com/palisade-cwpp/palisade/proto/palisade/v1;palisadev1b\x06proto3"
@@ -1634,28 +2012,32 @@ func file_proto_palisade_v1_agent_proto_rawDescGZIP() []byte {
 	return file_proto_palisade_v1_agent_proto_rawDescData
 }
 
-var file_proto_palisade_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_proto_palisade_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_proto_palisade_v1_agent_proto_goTypes = []any{
-	(*EnrollRequest)(nil),  // 0: palisade.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 1: palisade.v1.EnrollResponse
-	(*AgentMessage)(nil),   // 2: palisade.v1.AgentMessage
-	(*ConsoleMessage)(nil), // 3: palisade.v1.ConsoleMessage
-	(*Hello)(nil),          // 4: palisade.v1.Hello
-	(*HostFacts)(nil),      // 5: palisade.v1.HostFacts
-	(*Heartbeat)(nil),      // 6: palisade.v1.Heartbeat
-	(*AgentCost)(nil),      // 7: palisade.v1.AgentCost
-	(*ComponentState)(nil), // 8: palisade.v1.ComponentState
-	(*FindingBatch)(nil),   // 9: palisade.v1.FindingBatch
-	(*Ack)(nil),            // 10: palisade.v1.Ack
-	(*TaskAssign)(nil),     // 11: palisade.v1.TaskAssign
-	(*TaskUpdate)(nil),     // 12: palisade.v1.TaskUpdate
-	(*Goodbye)(nil),        // 13: palisade.v1.Goodbye
-	(*Policy)(nil),         // 14: palisade.v1.Policy
-	(*BlockReport)(nil),    // 15: palisade.v1.BlockReport
-	(*ActiveBlock)(nil),    // 16: palisade.v1.ActiveBlock
-	(*HashQuery)(nil),      // 17: palisade.v1.HashQuery
-	(*HashVerdicts)(nil),   // 18: palisade.v1.HashVerdicts
-	(*HashVerdict)(nil),    // 19: palisade.v1.HashVerdict
+	(*EnrollRequest)(nil),    // 0: palisade.v1.EnrollRequest
+	(*EnrollResponse)(nil),   // 1: palisade.v1.EnrollResponse
+	(*AgentMessage)(nil),     // 2: palisade.v1.AgentMessage
+	(*ConsoleMessage)(nil),   // 3: palisade.v1.ConsoleMessage
+	(*Hello)(nil),            // 4: palisade.v1.Hello
+	(*HostFacts)(nil),        // 5: palisade.v1.HostFacts
+	(*Heartbeat)(nil),        // 6: palisade.v1.Heartbeat
+	(*AgentCost)(nil),        // 7: palisade.v1.AgentCost
+	(*ComponentState)(nil),   // 8: palisade.v1.ComponentState
+	(*FindingBatch)(nil),     // 9: palisade.v1.FindingBatch
+	(*Ack)(nil),              // 10: palisade.v1.Ack
+	(*TaskAssign)(nil),       // 11: palisade.v1.TaskAssign
+	(*TaskUpdate)(nil),       // 12: palisade.v1.TaskUpdate
+	(*Goodbye)(nil),          // 13: palisade.v1.Goodbye
+	(*Policy)(nil),           // 14: palisade.v1.Policy
+	(*BlockReport)(nil),      // 15: palisade.v1.BlockReport
+	(*ActiveBlock)(nil),      // 16: palisade.v1.ActiveBlock
+	(*HashQuery)(nil),        // 17: palisade.v1.HashQuery
+	(*HashVerdicts)(nil),     // 18: palisade.v1.HashVerdicts
+	(*HashVerdict)(nil),      // 19: palisade.v1.HashVerdict
+	(*Inventory)(nil),        // 20: palisade.v1.Inventory
+	(*OSRelease)(nil),        // 21: palisade.v1.OSRelease
+	(*Package)(nil),          // 22: palisade.v1.Package
+	(*InventoryRequest)(nil), // 23: palisade.v1.InventoryRequest
 }
 var file_proto_palisade_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: palisade.v1.EnrollRequest.facts:type_name -> palisade.v1.HostFacts
@@ -1665,25 +2047,30 @@ var file_proto_palisade_v1_agent_proto_depIdxs = []int32{
 	12, // 4: palisade.v1.AgentMessage.task_update:type_name -> palisade.v1.TaskUpdate
 	15, // 5: palisade.v1.AgentMessage.blocks:type_name -> palisade.v1.BlockReport
 	17, // 6: palisade.v1.AgentMessage.hash_query:type_name -> palisade.v1.HashQuery
-	10, // 7: palisade.v1.ConsoleMessage.ack:type_name -> palisade.v1.Ack
-	11, // 8: palisade.v1.ConsoleMessage.task:type_name -> palisade.v1.TaskAssign
-	13, // 9: palisade.v1.ConsoleMessage.goodbye:type_name -> palisade.v1.Goodbye
-	14, // 10: palisade.v1.ConsoleMessage.policy:type_name -> palisade.v1.Policy
-	18, // 11: palisade.v1.ConsoleMessage.hash_verdicts:type_name -> palisade.v1.HashVerdicts
-	5,  // 12: palisade.v1.Hello.facts:type_name -> palisade.v1.HostFacts
-	7,  // 13: palisade.v1.Heartbeat.cost:type_name -> palisade.v1.AgentCost
-	8,  // 14: palisade.v1.Heartbeat.components:type_name -> palisade.v1.ComponentState
-	16, // 15: palisade.v1.BlockReport.blocks:type_name -> palisade.v1.ActiveBlock
-	19, // 16: palisade.v1.HashVerdicts.verdicts:type_name -> palisade.v1.HashVerdict
-	0,  // 17: palisade.v1.AgentService.Enroll:input_type -> palisade.v1.EnrollRequest
-	2,  // 18: palisade.v1.AgentService.Connect:input_type -> palisade.v1.AgentMessage
-	1,  // 19: palisade.v1.AgentService.Enroll:output_type -> palisade.v1.EnrollResponse
-	3,  // 20: palisade.v1.AgentService.Connect:output_type -> palisade.v1.ConsoleMessage
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	20, // 7: palisade.v1.AgentMessage.inventory:type_name -> palisade.v1.Inventory
+	10, // 8: palisade.v1.ConsoleMessage.ack:type_name -> palisade.v1.Ack
+	11, // 9: palisade.v1.ConsoleMessage.task:type_name -> palisade.v1.TaskAssign
+	13, // 10: palisade.v1.ConsoleMessage.goodbye:type_name -> palisade.v1.Goodbye
+	14, // 11: palisade.v1.ConsoleMessage.policy:type_name -> palisade.v1.Policy
+	18, // 12: palisade.v1.ConsoleMessage.hash_verdicts:type_name -> palisade.v1.HashVerdicts
+	23, // 13: palisade.v1.ConsoleMessage.inventory_request:type_name -> palisade.v1.InventoryRequest
+	5,  // 14: palisade.v1.Hello.facts:type_name -> palisade.v1.HostFacts
+	7,  // 15: palisade.v1.Heartbeat.cost:type_name -> palisade.v1.AgentCost
+	8,  // 16: palisade.v1.Heartbeat.components:type_name -> palisade.v1.ComponentState
+	16, // 17: palisade.v1.BlockReport.blocks:type_name -> palisade.v1.ActiveBlock
+	19, // 18: palisade.v1.HashVerdicts.verdicts:type_name -> palisade.v1.HashVerdict
+	21, // 19: palisade.v1.Inventory.os:type_name -> palisade.v1.OSRelease
+	22, // 20: palisade.v1.Inventory.added:type_name -> palisade.v1.Package
+	22, // 21: palisade.v1.Inventory.removed:type_name -> palisade.v1.Package
+	0,  // 22: palisade.v1.AgentService.Enroll:input_type -> palisade.v1.EnrollRequest
+	2,  // 23: palisade.v1.AgentService.Connect:input_type -> palisade.v1.AgentMessage
+	1,  // 24: palisade.v1.AgentService.Enroll:output_type -> palisade.v1.EnrollResponse
+	3,  // 25: palisade.v1.AgentService.Connect:output_type -> palisade.v1.ConsoleMessage
+	24, // [24:26] is the sub-list for method output_type
+	22, // [22:24] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_proto_palisade_v1_agent_proto_init() }
@@ -1698,6 +2085,7 @@ func file_proto_palisade_v1_agent_proto_init() {
 		(*AgentMessage_TaskUpdate)(nil),
 		(*AgentMessage_Blocks)(nil),
 		(*AgentMessage_HashQuery)(nil),
+		(*AgentMessage_Inventory)(nil),
 	}
 	file_proto_palisade_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*ConsoleMessage_Ack)(nil),
@@ -1705,6 +2093,7 @@ func file_proto_palisade_v1_agent_proto_init() {
 		(*ConsoleMessage_Goodbye)(nil),
 		(*ConsoleMessage_Policy)(nil),
 		(*ConsoleMessage_HashVerdicts)(nil),
+		(*ConsoleMessage_InventoryRequest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1712,7 +2101,7 @@ func file_proto_palisade_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_palisade_v1_agent_proto_rawDesc), len(file_proto_palisade_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

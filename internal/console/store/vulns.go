@@ -1,0 +1,643 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/palisade-cwpp/palisade/internal/finding"
+)
+
+// ErrInventoryGap is returned when an inventory diff does not follow the generation the console
+// holds: the console then asks the agent for a full inventory.
+var ErrInventoryGap = errors.New("inventory diff does not follow the stored generation")
+
+// OSRelease is the host's os-release as its inventory reported it.
+type OSRelease struct {
+	ID        string `json:"id"`
+	VersionID string `json:"version_id,omitempty"`
+	Codename  string `json:"version_codename,omitempty"`
+	Pretty    string `json:"pretty_name,omitempty"`
+}
+
+// HostInventory is the state of one host's package inventory.
+type HostInventory struct {
+	HostID     string    `json:"host_id"`
+	Generation uint64    `json:"generation"`
+	OS         OSRelease `json:"os"`
+	Packages   int       `json:"packages"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// PackageKey is the stored key of a package within its host: a digest of finding.Package.Key,
+// which holds NUL separators PostgreSQL text cannot.
+func PackageKey(p finding.Package) string {
+	h := sha256.Sum256([]byte(p.Key()))
+	return hex.EncodeToString(h[:16])
+}
+
+// rowsPer keeps multi-row statements under both databases' parameter limits.
+func rowsPer(width int) int { return 3000 / width }
+
+// ReplaceInventory stores a host's full inventory at generation gen.
+func (s *Store) ReplaceInventory(ctx context.Context, hostID string, gen uint64, osr OSRelease, pkgs []finding.Package) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM host_packages WHERE host_id = ?`), hostID); err != nil {
+			return err
+		}
+		if err := s.insertPackages(ctx, tx, hostID, pkgs); err != nil {
+			return err
+		}
+		return s.putInventoryHead(ctx, tx, hostID, gen, osr, len(pkgs))
+	})
+}
+
+// ApplyInventoryDiff applies one diff. It returns ErrInventoryGap when gen does not follow the
+// stored generation, or when the result does not hold total packages.
+func (s *Store) ApplyInventoryDiff(ctx context.Context, hostID string, gen uint64, osr OSRelease, added, removed []finding.Package, total int) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Generations are stored as BIGINT: the bits of the uint64, read back the same way.
+		var stored int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT generation FROM host_inventory WHERE host_id = ?`), hostID).Scan(&stored)
+		have := uint64(stored)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && have+1 != gen) {
+			return fmt.Errorf("host %s holds generation %d, diff is %d: %w", hostID, have, gen, ErrInventoryGap)
+		}
+		if err != nil {
+			return err
+		}
+		for lo := 0; lo < len(removed); lo += 500 {
+			part := removed[lo:min(lo+500, len(removed))]
+			args := []any{hostID}
+			for _, p := range part {
+				args = append(args, PackageKey(p))
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM host_packages WHERE host_id = ? AND pkg_key IN (`+
+				strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`), args...); err != nil {
+				return err
+			}
+		}
+		if err := s.insertPackages(ctx, tx, hostID, added); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM host_packages WHERE host_id = ?`), hostID).Scan(&n); err != nil {
+			return err
+		}
+		if n != total {
+			return fmt.Errorf("host %s holds %d packages after the diff, the agent %d: %w", hostID, n, total, ErrInventoryGap)
+		}
+		return s.putInventoryHead(ctx, tx, hostID, gen, osr, n)
+	})
+}
+
+func (s *Store) insertPackages(ctx context.Context, tx *sql.Tx, hostID string, pkgs []finding.Package) error {
+	const width = 11
+	per := rowsPer(width)
+	for lo := 0; lo < len(pkgs); lo += per {
+		part := pkgs[lo:min(lo+per, len(pkgs))]
+		args := make([]any, 0, width*len(part))
+		for _, p := range part {
+			args = append(args, hostID, PackageKey(p), p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.Arch, p.Location, p.PURL, p.Extractor)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO host_packages(host_id, pkg_key, ecosystem, name, version, source_name,
+			source_version, arch, location, purl, extractor) VALUES `+placeholders(len(part), width)+
+			` ON CONFLICT (host_id, pkg_key) DO NOTHING`), args...); err != nil {
+			return fmt.Errorf("store packages: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) putInventoryHead(ctx context.Context, tx *sql.Tx, hostID string, gen uint64, osr OSRelease, n int) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO host_inventory(host_id, generation, os_id, os_version, os_codename, os_pretty,
+		package_count, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host_id) DO UPDATE SET generation = excluded.generation,
+		os_id = excluded.os_id, os_version = excluded.os_version, os_codename = excluded.os_codename, os_pretty = excluded.os_pretty,
+		package_count = excluded.package_count, updated_at = excluded.updated_at`),
+		hostID, int64(gen), osr.ID, osr.VersionID, osr.Codename, osr.Pretty, n, ms(s.Now()))
+	return err
+}
+
+// Inventory returns a host's inventory state.
+func (s *Store) Inventory(ctx context.Context, hostID string) (HostInventory, error) {
+	var hi HostInventory
+	var gen, at int64
+	err := s.queryRow(ctx, `SELECT host_id, generation, os_id, os_version, os_codename, os_pretty, package_count, updated_at
+		FROM host_inventory WHERE host_id = ?`, hostID).Scan(&hi.HostID, &gen, &hi.OS.ID, &hi.OS.VersionID, &hi.OS.Codename, &hi.OS.Pretty, &hi.Packages, &at)
+	hi.Generation, hi.UpdatedAt = uint64(gen), fromMS(at)
+	return hi, notFound(err, "inventory of host "+hostID)
+}
+
+// InventoryHosts lists the hosts that have an inventory, not revoked.
+func (s *Store) InventoryHosts(ctx context.Context) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT i.host_id FROM host_inventory i JOIN hosts h ON h.id = i.host_id WHERE h.revoked_at = 0 ORDER BY i.host_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// PackageFilter selects a host's packages.
+type PackageFilter struct {
+	Name          string // substring of the name or source name
+	Ecosystem     string // prefix, e.g. "Debian" or "PyPI"
+	Limit, Offset int    // Limit 0: all
+}
+
+// HostPackages returns a host's packages, ordered by ecosystem and name, and how many match.
+func (s *Store) HostPackages(ctx context.Context, hostID string, f PackageFilter) ([]finding.Package, int, error) {
+	where := `host_id = ?`
+	args := []any{hostID}
+	if f.Name != "" {
+		where += ` AND (name LIKE ? OR source_name LIKE ?)`
+		like := "%" + likeEscape(f.Name) + "%"
+		args = append(args, like, like)
+	}
+	if f.Ecosystem != "" {
+		where += ` AND ecosystem LIKE ?`
+		args = append(args, likeEscape(f.Ecosystem)+"%")
+	}
+	var total int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM host_packages WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	q := `SELECT ecosystem, name, version, source_name, source_version, arch, location, purl, extractor FROM host_packages WHERE ` +
+		where + ` ORDER BY ecosystem, name, version, location`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
+	}
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []finding.Package
+	for rows.Next() {
+		var p finding.Package
+		if err := rows.Scan(&p.Ecosystem, &p.Name, &p.Version, &p.SourceName, &p.SourceVersion, &p.Arch, &p.Location, &p.PURL, &p.Extractor); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, p)
+	}
+	return out, total, rows.Err()
+}
+
+// likeEscape makes s literal in a LIKE pattern using the default escape-less syntax: the
+// wildcards are rare in package names, so they are simply dropped.
+func likeEscape(s string) string {
+	return strings.NewReplacer("%", "", "_", "").Replace(s)
+}
+
+// HostVuln is one advisory affecting one installed package on one host.
+type HostVuln struct {
+	HostID     string    `json:"host_id"`
+	Hostname   string    `json:"hostname,omitempty"`
+	Advisory   string    `json:"advisory"`
+	Aliases    []string  `json:"aliases,omitempty"`
+	Summary    string    `json:"summary,omitempty"`
+	Ecosystem  string    `json:"ecosystem"`
+	Package    string    `json:"package"`
+	Installed  string    `json:"installed"`
+	Fixed      string    `json:"fixed,omitempty"`
+	FixCommand string    `json:"fix_command,omitempty"`
+	Location   string    `json:"location,omitempty"`
+	Severity   string    `json:"severity"`
+	Score      float64   `json:"score,omitempty"`
+	Emergency  string    `json:"emergency,omitempty"` // the emergency's name, e.g. "regreSSHion"
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	// Status is "open", or "accepted" while an acceptance for the advisory (this host or all
+	// hosts) has not expired.
+	Status     string      `json:"status"`
+	Acceptance *Acceptance `json:"acceptance,omitempty"`
+
+	pkgKey string
+}
+
+// FixAvailable reports whether a fixed version is published.
+func (v HostVuln) FixAvailable() bool { return v.Fixed != "" }
+
+// NewHostVuln fills the stored key of a match's package.
+func NewHostVuln(hostID string, p finding.Package) HostVuln {
+	return HostVuln{HostID: hostID, Ecosystem: p.Ecosystem, Package: p.Name, Installed: p.Version, Location: p.Location, pkgKey: PackageKey(p)}
+}
+
+// ReplaceHostVulns makes vs the host's current vulnerabilities: new ones are inserted with
+// first_seen now, changed ones updated, gone ones deleted; unchanged rows are not written, so a
+// fleet rematch after a small data change writes little. It returns the new ones and how many
+// were removed. (A vulnerability's last_seen, as read, is when the host last reported its
+// inventory.)
+func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		added, removed = nil, 0
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns WHERE host_id = ?`), hostID)
+		if err != nil {
+			return err
+		}
+		type old struct {
+			fixed, severity, emergency, installed string
+			score                                 float64
+		}
+		have := map[[2]string]old{}
+		for rows.Next() {
+			var k [2]string
+			var o old
+			if err := rows.Scan(&k[0], &k[1], &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
+				rows.Close()
+				return err
+			}
+			have[k] = o
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		now := ms(s.Now())
+		var fresh []HostVuln
+		keep := map[[2]string]bool{}
+		for _, v := range vs {
+			k := [2]string{v.Advisory, v.pkgKey}
+			if keep[k] {
+				continue
+			}
+			keep[k] = true
+			o, ok := have[k]
+			switch {
+			case !ok:
+				fresh = append(fresh, v)
+			case o.fixed != v.Fixed || o.severity != v.Severity || o.score != v.Score || o.emergency != v.Emergency || o.installed != v.Installed:
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET fixed = ?, fix_command = ?, severity = ?, score = ?, emergency = ?,
+					installed = ?, aliases = ?, summary = ?, last_seen = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`),
+					v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed, jsonText(nonNilStrings(v.Aliases)), v.Summary, now, hostID, v.Advisory, v.pkgKey); err != nil {
+					return err
+				}
+			}
+		}
+		for k := range have {
+			if !keep[k] {
+				if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM host_vulns WHERE host_id = ? AND advisory = ? AND pkg_key = ?`), hostID, k[0], k[1]); err != nil {
+					return err
+				}
+				removed++
+			}
+		}
+		const width = 16
+		per := rowsPer(width)
+		for lo := 0; lo < len(fresh); lo += per {
+			part := fresh[lo:min(lo+per, len(fresh))]
+			args := make([]any, 0, width*len(part))
+			for _, v := range part {
+				args = append(args, hostID, v.Advisory, v.pkgKey, v.Ecosystem, v.Package, v.Installed, v.Fixed, v.FixCommand, v.Location,
+					jsonText(nonNilStrings(v.Aliases)), v.Summary, v.Severity, v.Score, v.Emergency, now, now)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO host_vulns(host_id, advisory, pkg_key, ecosystem, package, installed, fixed,
+				fix_command, location, aliases, summary, severity, score, emergency, first_seen, last_seen) VALUES `+placeholders(len(part), width)), args...); err != nil {
+				return fmt.Errorf("store host vulnerabilities: %w", err)
+			}
+		}
+		added = fresh
+		return nil
+	})
+	return added, removed, err
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// VulnFilter selects host vulnerabilities.
+type VulnFilter struct {
+	HostID      string
+	Advisory    string
+	MinSeverity int  // 0 all; 1 low ... 4 critical (see SeverityRank)
+	Fixable     bool // only those with a fixed version
+	Emergency   bool // only emergency vulnerabilities
+	// Status "open", "accepted" or "" for both.
+	Status        string
+	Limit, Offset int
+}
+
+// severityRankSQL orders severities in SQL as vuln.SeverityRank does in Go.
+const severityRankSQL = `CASE v.severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END`
+
+// acceptedSQL is true when an unexpired acceptance covers the row.
+const acceptedSQL = `EXISTS (SELECT 1 FROM vuln_acceptances a WHERE a.advisory = v.advisory AND (a.host_id = v.host_id OR a.host_id = '') AND a.until_at > ?)`
+
+func (s *Store) vulnWhere(f VulnFilter) (string, []any) {
+	where := []string{"h.revoked_at = 0"}
+	var args []any
+	if f.HostID != "" {
+		where, args = append(where, "v.host_id = ?"), append(args, f.HostID)
+	}
+	if f.Advisory != "" {
+		where, args = append(where, "v.advisory = ?"), append(args, f.Advisory)
+	}
+	if f.MinSeverity > 0 {
+		where, args = append(where, severityRankSQL+" >= ?"), append(args, f.MinSeverity)
+	}
+	if f.Fixable {
+		where = append(where, "v.fixed <> ''")
+	}
+	if f.Emergency {
+		where = append(where, "v.emergency <> ''")
+	}
+	switch f.Status {
+	case "open":
+		where, args = append(where, "NOT "+acceptedSQL), append(args, ms(s.Now()))
+	case "accepted":
+		where, args = append(where, acceptedSQL), append(args, ms(s.Now()))
+	}
+	return strings.Join(where, " AND "), args
+}
+
+// HostVulns lists vulnerabilities matching f, most severe first, and how many match.
+func (s *Store) HostVulns(ctx context.Context, f VulnFilter) ([]HostVuln, int, error) {
+	where, args := s.vulnWhere(f)
+	var total int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	q := `SELECT v.host_id, h.hostname, v.advisory, v.aliases, v.summary, v.ecosystem, v.package, v.installed, v.fixed, v.fix_command,
+		v.location, v.severity, v.score, v.emergency, v.first_seen, v.last_seen, COALESCE(i.updated_at, 0) FROM host_vulns v JOIN hosts h ON h.id = v.host_id
+		LEFT JOIN host_inventory i ON i.host_id = v.host_id WHERE ` + where + ` ORDER BY ` + severityRankSQL + ` DESC, v.score DESC, v.advisory, h.hostname, v.package`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
+	}
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []HostVuln
+	for rows.Next() {
+		var v HostVuln
+		var aliases string
+		var first, last, reported int64
+		if err := rows.Scan(&v.HostID, &v.Hostname, &v.Advisory, &aliases, &v.Summary, &v.Ecosystem, &v.Package, &v.Installed, &v.Fixed,
+			&v.FixCommand, &v.Location, &v.Severity, &v.Score, &v.Emergency, &first, &last, &reported); err != nil {
+			return nil, 0, err
+		}
+		json.Unmarshal([]byte(aliases), &v.Aliases)
+		v.FirstSeen, v.LastSeen = fromMS(first), fromMS(max(last, reported))
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	rows.Close()
+	return out, total, s.attachAcceptances(ctx, out)
+}
+
+// attachAcceptances sets Status and Acceptance from the unexpired acceptances.
+func (s *Store) attachAcceptances(ctx context.Context, vs []HostVuln) error {
+	acc, err := s.Acceptances(ctx, false)
+	if err != nil {
+		return err
+	}
+	by := map[[2]string]*Acceptance{}
+	for i := range acc {
+		by[[2]string{acc[i].Advisory, acc[i].HostID}] = &acc[i]
+	}
+	for i := range vs {
+		vs[i].Status = "open"
+		a := by[[2]string{vs[i].Advisory, vs[i].HostID}]
+		if a == nil {
+			a = by[[2]string{vs[i].Advisory, ""}]
+		}
+		if a != nil {
+			vs[i].Status, vs[i].Acceptance = "accepted", a
+		}
+	}
+	return nil
+}
+
+// AdvisoryExposure is one advisory across the fleet.
+type AdvisoryExposure struct {
+	Advisory  string   `json:"advisory"`
+	Aliases   []string `json:"aliases,omitempty"`
+	Summary   string   `json:"summary,omitempty"`
+	Severity  string   `json:"severity"`
+	Score     float64  `json:"score,omitempty"`
+	Emergency string   `json:"emergency,omitempty"`
+	// Hosts exposed (open, not accepted), hosts where it is accepted, affected packages.
+	Hosts         int      `json:"hosts"`
+	AcceptedHosts int      `json:"accepted_hosts"`
+	Packages      []string `json:"packages"`
+	Fixable       bool     `json:"fixable"`
+}
+
+// VulnExposure groups vulnerabilities by advisory with exposure counts, most exposed and most
+// severe first. Status in f is ignored: both counts are reported.
+func (s *Store) VulnExposure(ctx context.Context, f VulnFilter) ([]AdvisoryExposure, int, error) {
+	f.Status = ""
+	where, args := s.vulnWhere(f)
+	now := ms(s.Now())
+	q := `SELECT v.advisory, MAX(v.aliases), MAX(v.summary), MAX(` + severityRankSQL + `), MAX(v.score), MAX(v.emergency),
+		COUNT(DISTINCT CASE WHEN NOT ` + acceptedSQL + ` THEN v.host_id END),
+		COUNT(DISTINCT CASE WHEN ` + acceptedSQL + ` THEN v.host_id END),
+		MAX(CASE WHEN v.fixed <> '' THEN 1 ELSE 0 END)
+		FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE ` + where + ` GROUP BY v.advisory`
+	rows, err := s.query(ctx, q, append([]any{now, now}, args...)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []AdvisoryExposure
+	for rows.Next() {
+		var e AdvisoryExposure
+		var aliases string
+		var rank, fixable int
+		if err := rows.Scan(&e.Advisory, &aliases, &e.Summary, &rank, &e.Score, &e.Emergency, &e.Hosts, &e.AcceptedHosts, &fixable); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		json.Unmarshal([]byte(aliases), &e.Aliases)
+		e.Severity = [...]string{"unknown", "low", "medium", "high", "critical"}[min(max(rank, 0), 4)]
+		e.Fixable = fixable == 1
+		out = append(out, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	sortExposure(out)
+	total := len(out)
+	if f.Offset > 0 {
+		out = out[min(f.Offset, len(out)):]
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	// Package names for the page only.
+	for i := range out {
+		pr, err := s.query(ctx, `SELECT DISTINCT v.package FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE v.advisory = ? AND h.revoked_at = 0 ORDER BY v.package`, out[i].Advisory)
+		if err != nil {
+			return nil, 0, err
+		}
+		for pr.Next() {
+			var p string
+			pr.Scan(&p)
+			out[i].Packages = append(out[i].Packages, p)
+		}
+		pr.Close()
+	}
+	return out, total, nil
+}
+
+// Acceptance is an operator's decision to live with an advisory on one host or all hosts until a
+// time.
+type Acceptance struct {
+	ID        string    `json:"id"`
+	Advisory  string    `json:"advisory"`
+	HostID    string    `json:"host_id,omitempty"` // empty: all hosts
+	Until     time.Time `json:"until"`
+	CreatedBy string    `json:"created_by"`
+	Comment   string    `json:"comment,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AcceptVuln records an acceptance, replacing an earlier one of the same advisory and scope.
+func (s *Store) AcceptVuln(ctx context.Context, a Acceptance) (Acceptance, error) {
+	a.CreatedAt = s.Now()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM vuln_acceptances WHERE advisory = ? AND host_id = ?`), a.Advisory, a.HostID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO vuln_acceptances(id, advisory, host_id, until_at, created_by, comment, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`), a.ID, a.Advisory, a.HostID, ms(a.Until), a.CreatedBy, a.Comment, ms(a.CreatedAt))
+		return err
+	})
+	return a, err
+}
+
+// DeleteAcceptance removes an acceptance by ID.
+func (s *Store) DeleteAcceptance(ctx context.Context, id string) (Acceptance, error) {
+	var a Acceptance
+	var until, created int64
+	err := s.queryRow(ctx, `SELECT id, advisory, host_id, until_at, created_by, comment, created_at FROM vuln_acceptances WHERE id = ?`, id).
+		Scan(&a.ID, &a.Advisory, &a.HostID, &until, &a.CreatedBy, &a.Comment, &created)
+	if err != nil {
+		return a, notFound(err, "acceptance "+id)
+	}
+	a.Until, a.CreatedAt = fromMS(until), fromMS(created)
+	_, err = s.exec(ctx, `DELETE FROM vuln_acceptances WHERE id = ?`, id)
+	return a, err
+}
+
+// Acceptances lists acceptances; expired ones only when withExpired.
+func (s *Store) Acceptances(ctx context.Context, withExpired bool) ([]Acceptance, error) {
+	q := `SELECT id, advisory, host_id, until_at, created_by, comment, created_at FROM vuln_acceptances`
+	var args []any
+	if !withExpired {
+		q += ` WHERE until_at > ?`
+		args = append(args, ms(s.Now()))
+	}
+	rows, err := s.query(ctx, q+` ORDER BY advisory, host_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Acceptance
+	for rows.Next() {
+		var a Acceptance
+		var until, created int64
+		if err := rows.Scan(&a.ID, &a.Advisory, &a.HostID, &until, &a.CreatedBy, &a.Comment, &created); err != nil {
+			return nil, err
+		}
+		a.Until, a.CreatedAt = fromMS(until), fromMS(created)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// VulnArchive is one imported vulnerability data archive.
+type VulnArchive struct {
+	Name       string         `json:"name"`
+	SHA256     string         `json:"sha256"`
+	Size       int64          `json:"size"`
+	Records    map[string]int `json:"records"`
+	Source     string         `json:"source"`
+	ImportedBy string         `json:"imported_by"`
+	ImportedAt time.Time      `json:"imported_at"`
+}
+
+// PutVulnArchive records an import, replacing the archive of the same name.
+func (s *Store) PutVulnArchive(ctx context.Context, a VulnArchive) error {
+	_, err := s.exec(ctx, `INSERT INTO vulndb_archives(name, sha256, size, records, source, imported_by, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, records = excluded.records, source = excluded.source,
+		imported_by = excluded.imported_by, imported_at = excluded.imported_at`,
+		a.Name, a.SHA256, a.Size, jsonText(a.Records), a.Source, a.ImportedBy, ms(a.ImportedAt))
+	return err
+}
+
+// VulnArchives lists the imported archives by name.
+func (s *Store) VulnArchives(ctx context.Context) ([]VulnArchive, error) {
+	rows, err := s.query(ctx, `SELECT name, sha256, size, records, source, imported_by, imported_at FROM vulndb_archives ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []VulnArchive
+	for rows.Next() {
+		var a VulnArchive
+		var recs string
+		var at int64
+		if err := rows.Scan(&a.Name, &a.SHA256, &a.Size, &recs, &a.Source, &a.ImportedBy, &at); err != nil {
+			return nil, err
+		}
+		json.Unmarshal([]byte(recs), &a.Records)
+		a.ImportedAt = fromMS(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+var severityRank = map[string]int{"critical": 4, "high": 3, "medium": 2, "low": 1}
+
+// sortExposure orders emergencies first, then by severity, exposed hosts and score.
+func sortExposure(es []AdvisoryExposure) {
+	slices.SortFunc(es, func(a, b AdvisoryExposure) int {
+		if c := boolCmp(b.Emergency != "", a.Emergency != ""); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(severityRank[b.Severity], severityRank[a.Severity]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Hosts, a.Hosts); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Advisory, b.Advisory)
+	})
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
