@@ -76,16 +76,25 @@ func TestBehaviorRealProcesses(t *testing.T) {
 		return page.Items
 	}
 
-	// A benign workload: a compile, an archive, a repository, pipes.
+	// A benign workload: a compile, an archive, a repository, pipes, a package build with make
+	// and a Go test suite.
 	benign := []string{
 		`printf 'int main(void){return 0;}\n' > hello.c && cc -O2 -o hello hello.c && ./hello`,
 		`mkdir -p tree/a tree/b && echo x > tree/a/f && tar czf tree.tgz tree && tar tzf tree.tgz | wc -l`,
 		`git init -q repo && cd repo && git config user.email t@example.com && git config user.name t && echo hi > README && git add README && git commit -qm init && git log --oneline | head -1`,
 		`ls -la /etc | grep -c passwd; find /usr/share/doc -maxdepth 2 -name copyright | head -3; sort /etc/hostname | uniq`,
+		// A package build with make, and a Go test suite (compiler, linker, vet, test binary).
+		`mkdir -p pkg/src && printf 'int add(int a,int b){return a+b;}\n' > pkg/src/add.c && printf 'int add(int,int);\nint main(void){return add(1,1)!=2;}\n' > pkg/src/main.c &&
+		 printf 'all: prog\nprog: src/add.o src/main.o\n\t$(CC) -o $@ $^\ncheck: prog\n\t./prog\ninstall: prog\n\tinstall -D -m 0755 prog $(DESTDIR)/bin/prog\n' > pkg/Makefile &&
+		 make -s -C pkg check && make -s -C pkg install DESTDIR=$PWD/stage`,
+		`mkdir -p gomod && cd gomod && printf 'module example.com/sum\n\ngo 1.22\n' > go.mod && printf 'package sum\n\nfunc Sum(a, b int) int { return a + b }\n' > sum.go &&
+		 printf 'package sum\n\nimport "testing"\n\nfunc TestSum(t *testing.T) {\n\tif Sum(1, 2) != 3 {\n\t\tt.Fatal("sum")\n\t}\n}\n' > sum_test.go &&
+		 GOFLAGS=-mod=mod GOTOOLCHAIN=local go test -count=1 ./...`,
 	}
 	for _, script := range benign {
 		cmd := exec.Command("/bin/sh", "-c", script)
 		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(runtime.GOROOT(), "bin"))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("benign %q: %v: %s", script, err, out)
 		}
