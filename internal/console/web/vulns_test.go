@@ -142,6 +142,9 @@ func TestAnalystAcceptsAndWithdrawsARiskFromTheAdvisoryPage(t *testing.T) {
 		!strings.Contains(w.Body.String(), "at most 366 days") {
 		t.Errorf("accept for too long: HTTP %d, want the API's 400", w.Code)
 	}
+	if w := c.post("/vulns/DSA-5724-1/accept", c.form("scope", "", "until", "720h", "comment", "no scope chosen")); w.Code != http.StatusBadRequest {
+		t.Errorf("accept without a scope: HTTP %d, want 400", w.Code)
+	}
 	if w := c.post("/vulns/DSA-5724-1/accept", c.form("scope", "h-none", "until", "720h", "comment", "x")); w.Code != http.StatusNotFound {
 		t.Errorf("accept on an unknown host: HTTP %d, want 404", w.Code)
 	}
