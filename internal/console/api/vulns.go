@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,10 +82,7 @@ func (s *Server) getVuln(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	var adv *vuln.Advisory
-	if s.cfg.Vulns != nil {
-		adv, _ = s.cfg.Vulns.Advisory(f.Advisory)
-	}
+	adv := s.Advisory(f.Advisory)
 	if adv == nil && total == 0 {
 		writeError(w, http.StatusNotFound, "advisory "+f.Advisory+": not found")
 		return
@@ -105,10 +103,19 @@ type EmergencyView struct {
 // emergencyVulns is the dedicated view of the curated high-profile vulnerabilities: every entry
 // of the list, exposed or not, so an operator sees "regreSSHion: 0 hosts" as an answer too.
 func (s *Server) emergencyVulns(w http.ResponseWriter, r *http.Request) {
-	vs, _, err := s.store.HostVulns(r.Context(), store.VulnFilter{Emergency: true})
+	out, err := s.Emergencies(r.Context())
 	if err != nil {
 		s.storeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, Page[EmergencyView]{Items: out, Total: len(out), Limit: len(out)})
+}
+
+// Emergencies returns every entry of the curated emergency list with the hosts it affects.
+func (s *Server) Emergencies(ctx context.Context) ([]EmergencyView, error) {
+	vs, _, err := s.store.HostVulns(ctx, store.VulnFilter{Emergency: true})
+	if err != nil {
+		return nil, err
 	}
 	var list []*vuln.Emergency
 	if s.cfg.Vulns != nil {
@@ -137,7 +144,17 @@ func (s *Server) emergencyVulns(w http.ResponseWriter, r *http.Request) {
 		ev.Hosts, ev.AcceptedHosts = len(open), len(accepted)
 		out = append(out, ev)
 	}
-	writeJSON(w, http.StatusOK, Page[EmergencyView]{Items: out, Total: len(out), Limit: len(out)})
+	return out, nil
+}
+
+// Advisory returns an advisory from the loaded vulnerability data; nil when the console has no
+// data or the data no longer holds it.
+func (s *Server) Advisory(id string) *vuln.Advisory {
+	if s.cfg.Vulns == nil {
+		return nil
+	}
+	adv, _ := s.cfg.Vulns.Advisory(id)
+	return adv
 }
 
 func (s *Server) hostVulns(w http.ResponseWriter, r *http.Request) {
@@ -205,17 +222,28 @@ func (s *Server) acceptVuln(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	a, err := s.AcceptVuln(r, req)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+// AcceptVuln validates and records an acceptance of an advisory on one host or all hosts for the
+// caller, and audits it.
+func (s *Server) AcceptVuln(r *http.Request, req AcceptRequest) (store.Acceptance, error) {
+	bad := func(format string, a ...any) (store.Acceptance, error) {
+		return store.Acceptance{}, problem(http.StatusBadRequest, format, a...)
+	}
 	now := s.store.Now()
 	switch {
 	case req.Advisory == "" || len(req.Advisory) > 256:
-		writeError(w, http.StatusBadRequest, "advisory is required")
-		return
+		return bad("advisory is required")
 	case (req.Host == "") == !req.All:
-		writeError(w, http.StatusBadRequest, "give either host or all: true")
-		return
+		return bad("give either host or all: true")
 	case len(req.Comment) > 2048:
-		writeError(w, http.StatusBadRequest, "comment longer than 2048 bytes")
-		return
+		return bad("comment longer than 2048 bytes")
 	}
 	var until time.Time
 	if d, err := time.ParseDuration(req.Until); err == nil {
@@ -223,28 +251,24 @@ func (s *Server) acceptVuln(w http.ResponseWriter, r *http.Request) {
 	} else if t, err := time.Parse(time.RFC3339, req.Until); err == nil {
 		until = t.UTC().Truncate(time.Millisecond)
 	} else {
-		writeError(w, http.StatusBadRequest, "until: want an RFC 3339 time or a duration like 720h")
-		return
+		return bad("until: want an RFC 3339 time or a duration like 720h")
 	}
 	if !until.After(now) || until.Sub(now) > maxAcceptance {
-		writeError(w, http.StatusBadRequest, "until must be in the future and at most 366 days away")
-		return
+		return bad("until must be in the future and at most 366 days away")
 	}
 	if req.Host != "" {
 		if _, err := s.store.HostByID(r.Context(), req.Host, s.onlineSince()); err != nil {
-			s.storeError(w, err)
-			return
+			return store.Acceptance{}, err
 		}
 	}
 	a, err := s.store.AcceptVuln(r.Context(), store.Acceptance{ID: "va-" + NewSecret(8), Advisory: req.Advisory, HostID: req.Host, Until: until,
 		CreatedBy: principalFrom(r.Context()).user.Name, Comment: req.Comment})
 	if err != nil {
-		s.storeError(w, err)
-		return
+		return store.Acceptance{}, err
 	}
 	target := req.Advisory + " on " + map[bool]string{true: "all hosts", false: req.Host}[req.All]
 	s.audit(r, "vuln.accept", target, "until="+until.Format(time.RFC3339)+" comment="+req.Comment)
-	writeJSON(w, http.StatusCreated, a)
+	return a, nil
 }
 
 func (s *Server) listAcceptances(w http.ResponseWriter, r *http.Request) {
@@ -257,17 +281,25 @@ func (s *Server) listAcceptances(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteAcceptance(w http.ResponseWriter, r *http.Request) {
-	a, err := s.store.DeleteAcceptance(r.Context(), r.PathValue("id"))
-	if err != nil {
+	if _, err := s.DeleteAcceptance(r, r.PathValue("id")); err != nil {
 		s.storeError(w, err)
 		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeleteAcceptance withdraws an acceptance and audits it.
+func (s *Server) DeleteAcceptance(r *http.Request, id string) (store.Acceptance, error) {
+	a, err := s.store.DeleteAcceptance(r.Context(), id)
+	if err != nil {
+		return a, err
 	}
 	scope := a.HostID
 	if scope == "" {
 		scope = "all hosts"
 	}
 	s.audit(r, "vuln.accept-delete", a.Advisory+" on "+scope, "id="+a.ID)
-	w.WriteHeader(http.StatusNoContent)
+	return a, nil
 }
 
 // importVulnDB takes an OSV archive (zip of OSV JSON records, e.g. osv.dev's all.zip) as the body.

@@ -22,11 +22,15 @@ import (
 const (
 	benchHosts  = 1000
 	benchEvents = 100_000
+	// Every host has benchVulnsPerHost vulnerabilities among benchAdvisories advisories, each
+	// advisory on 100 hosts.
+	benchVulnsPerHost = 20
+	benchAdvisories   = 200
 )
 
 // BenchmarkPages renders the main pages, as an admin's browser asks for them, over a SQLite
 // store holding 1,000 hosts and 100,000 events spread over 30 days (a fifth of them naming an
-// attacking address). It reports milliseconds per page, handler, queries and template included.
+// attacking address) and 20,000 host vulnerabilities (20 per host, 200 advisories). It reports milliseconds per page, handler, queries and template included.
 func BenchmarkPages(b *testing.B) { benchmarkPages(b, filepath.Join(b.TempDir(), "console.db")) }
 
 // BenchmarkPagesPostgres is BenchmarkPages on a throwaway PostgreSQL server.
@@ -48,6 +52,9 @@ func benchmarkPages(b *testing.B, dsn string) {
 	start := time.Now()
 	seedFleet(b, st)
 	b.Logf("seeded %d hosts and %d events in %s", benchHosts, benchEvents, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	seedFleetVulns(b, st)
+	b.Logf("seeded %d host vulnerabilities in %s", benchHosts*benchVulnsPerHost, time.Since(start).Round(time.Millisecond))
 
 	hash, _ := api.HashPassword(testPassword)
 	if err := st.CreateUser(ctx, store.User{ID: "u-admin", Name: "admin", Role: store.RoleAdmin, PasswordHash: hash, CreatedAt: st.Now()}); err != nil {
@@ -79,6 +86,9 @@ func benchmarkPages(b *testing.B, dsn string) {
 		{"hosts-search", "/hosts?search=web-04&online=true"},
 		{"host", "/hosts/h-0042"},
 		{"event", "/events/" + evs[0].ID},
+		{"vulns", "/vulns"},
+		{"vulns-filtered", "/vulns?severity=high&fixable=true"},
+		{"vuln-advisory", "/vulns/DSA-0005-1"},
 	} {
 		b.Run(p.name, func(b *testing.B) {
 			for b.Loop() {
@@ -136,6 +146,39 @@ func seedFleet(b *testing.B, st *store.Store) {
 			if _, err := st.IngestFindings(ctx, h, fs, time.Hour); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// seedFleetVulns gives every host an inventory and benchVulnsPerHost vulnerabilities: advisory
+// k has severity by k%4, a fix unless k%3 == 0, and the first two are emergencies.
+func seedFleetVulns(b *testing.B, st *store.Store) {
+	ctx := context.Background()
+	sev := []string{"critical", "high", "medium", "low"}
+	emerg := map[int][2]string{0: {"regreSSHion", "CVE-2024-6387"}, 1: {"Log4Shell", "CVE-2021-44228"}}
+	for i := range benchHosts {
+		id := fmt.Sprintf("h-%04d", i)
+		pkgs := make([]finding.Package, benchVulnsPerHost)
+		vs := make([]store.HostVuln, benchVulnsPerHost)
+		for j := range pkgs {
+			pkgs[j] = finding.Package{Ecosystem: "Debian:12", Name: fmt.Sprintf("pkg%02d", j), Version: "1.0-1"}
+			k := (i + j*10) % benchAdvisories
+			v := store.NewHostVuln(id, pkgs[j])
+			v.Advisory, v.Summary, v.Severity, v.Score = fmt.Sprintf("DSA-%04d-1", k), fmt.Sprintf("pkg%02d security update", j), sev[k%4], float64(10-k%4*2)
+			v.Aliases = []string{fmt.Sprintf("CVE-2026-%05d", k)}
+			if k%3 != 0 {
+				v.Fixed, v.FixCommand = "1.0-2", "apt-get install --only-upgrade "+pkgs[j].Name
+			}
+			if e, ok := emerg[k]; ok {
+				v.Emergency, v.Aliases = e[0], []string{e[1]}
+			}
+			vs[j] = v
+		}
+		if err := st.ReplaceInventory(ctx, id, 1, store.OSRelease{ID: "debian", VersionID: "12"}, pkgs); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := st.ReplaceHostVulns(ctx, id, vs); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -200,6 +200,7 @@ type hostPage struct {
 	Open   int
 	Tasks  []store.HostTask
 	Blocks []store.ActiveBlock
+	Vulns  hostVulns
 }
 
 func (s *Server) host(w http.ResponseWriter, r *http.Request) {
@@ -219,6 +220,10 @@ func (s *Server) host(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d.Blocks, _, err = s.store.ListBlocks(ctx, store.BlockFilter{HostID: h.ID, Limit: 100}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if d.Vulns, err = s.loadHostVulns(r, h.ID); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -94,6 +94,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /events/{id}/allowlist", page(analyst, s.eventAllowlist))
 	mux.HandleFunc("POST /events/{id}/block", page(analyst, s.eventBlock))
 	mux.HandleFunc("POST /events/{id}/quarantine", page(analyst, s.eventQuarantine))
+	mux.HandleFunc("GET /vulns", page(viewer, s.vulns))
+	mux.HandleFunc("GET /vulns/{advisory}", page(viewer, s.vuln))
+	mux.HandleFunc("POST /vulns/{advisory}/accept", page(analyst, s.acceptVuln))
+	mux.HandleFunc("POST /vulns/acceptances/{id}/withdraw", page(analyst, s.withdrawAcceptance))
 	mux.HandleFunc("GET /tasks", page(viewer, s.tasks))
 	mux.HandleFunc("POST /tasks", page(analyst, s.startTask))
 	mux.HandleFunc("GET /tasks/{id}", page(viewer, s.task))
@@ -166,6 +170,8 @@ var notices = map[string]string{
 	"block":       "Block task started: the host's agent will block the address.",
 	"quarantine":  "Quarantine task started: the host's agent will move the file away.",
 	"task":        "Task started.",
+	"accepted":    "Risk accepted: the vulnerability counts as accepted until the acceptance expires.",
+	"withdrawn":   "Acceptance withdrawn: the vulnerability is open again.",
 	"user":        "User created.",
 	"policy":      "Policy saved and pushed to the agents.",
 	"webhook":     "Webhook saved.",
