@@ -207,22 +207,24 @@ func likeEscape(s string) string {
 
 // HostVuln is one advisory affecting one installed package on one host.
 type HostVuln struct {
-	HostID     string    `json:"host_id"`
-	Hostname   string    `json:"hostname,omitempty"`
-	Advisory   string    `json:"advisory"`
-	Aliases    []string  `json:"aliases,omitempty"`
-	Summary    string    `json:"summary,omitempty"`
-	Ecosystem  string    `json:"ecosystem"`
-	Package    string    `json:"package"`
-	Installed  string    `json:"installed"`
-	Fixed      string    `json:"fixed,omitempty"`
-	FixCommand string    `json:"fix_command,omitempty"`
-	Location   string    `json:"location,omitempty"`
-	Severity   string    `json:"severity"`
-	Score      float64   `json:"score,omitempty"`
-	Emergency  string    `json:"emergency,omitempty"` // the emergency's name, e.g. "regreSSHion"
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
+	HostID    string   `json:"host_id"`
+	Hostname  string   `json:"hostname,omitempty"`
+	Advisory  string   `json:"advisory"`
+	Aliases   []string `json:"aliases,omitempty"`
+	Summary   string   `json:"summary,omitempty"`
+	Ecosystem string   `json:"ecosystem"`
+	Package   string   `json:"package"`
+	Installed string   `json:"installed"`
+	Fixed     string   `json:"fixed,omitempty"`
+	// FixAvailable is true when a fixed version is published (Fixed is set).
+	FixAvailable bool      `json:"fix_available"`
+	FixCommand   string    `json:"fix_command,omitempty"`
+	Location     string    `json:"location,omitempty"`
+	Severity     string    `json:"severity"`
+	Score        float64   `json:"score,omitempty"`
+	Emergency    string    `json:"emergency,omitempty"` // the emergency's name, e.g. "regreSSHion"
+	FirstSeen    time.Time `json:"first_seen"`
+	LastSeen     time.Time `json:"last_seen"`
 	// Status is "open", or "accepted" while an acceptance for the advisory (this host or all
 	// hosts) has not expired.
 	Status     string      `json:"status"`
@@ -230,9 +232,6 @@ type HostVuln struct {
 
 	pkgKey string
 }
-
-// FixAvailable reports whether a fixed version is published.
-func (v HostVuln) FixAvailable() bool { return v.Fixed != "" }
 
 // NewHostVuln fills the stored key of a match's package.
 func NewHostVuln(hostID string, p finding.Package) HostVuln {
@@ -399,6 +398,7 @@ func (s *Store) HostVulns(ctx context.Context, f VulnFilter) ([]HostVuln, int, e
 		}
 		json.Unmarshal([]byte(aliases), &v.Aliases)
 		v.FirstSeen, v.LastSeen = fromMS(first), fromMS(max(last, reported))
+		v.FixAvailable = v.Fixed != ""
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
