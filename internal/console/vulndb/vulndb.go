@@ -256,7 +256,12 @@ func wake(ch chan struct{}) {
 }
 
 // Run rematches hosts as they are scheduled and fetches the configured sources, until ctx ends.
+// It starts with a fleet rematch when data is loaded: a rematch interrupted by a restart, or an
+// emergency list changed by an upgrade, is then caught up.
 func (m *Manager) Run(ctx context.Context) {
+	if m.Index().Len() > 0 {
+		m.RematchAll()
+	}
 	fetch := time.NewTimer(0)
 	if len(m.cfg.Sources) == 0 {
 		fetch.Stop()
