@@ -207,22 +207,24 @@ func likeEscape(s string) string {
 
 // HostVuln is one advisory affecting one installed package on one host.
 type HostVuln struct {
-	HostID     string    `json:"host_id"`
-	Hostname   string    `json:"hostname,omitempty"`
-	Advisory   string    `json:"advisory"`
-	Aliases    []string  `json:"aliases,omitempty"`
-	Summary    string    `json:"summary,omitempty"`
-	Ecosystem  string    `json:"ecosystem"`
-	Package    string    `json:"package"`
-	Installed  string    `json:"installed"`
-	Fixed      string    `json:"fixed,omitempty"`
-	FixCommand string    `json:"fix_command,omitempty"`
-	Location   string    `json:"location,omitempty"`
-	Severity   string    `json:"severity"`
-	Score      float64   `json:"score,omitempty"`
-	Emergency  string    `json:"emergency,omitempty"` // the emergency's name, e.g. "regreSSHion"
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
+	HostID    string   `json:"host_id"`
+	Hostname  string   `json:"hostname,omitempty"`
+	Advisory  string   `json:"advisory"`
+	Aliases   []string `json:"aliases,omitempty"`
+	Summary   string   `json:"summary,omitempty"`
+	Ecosystem string   `json:"ecosystem"`
+	Package   string   `json:"package"`
+	Installed string   `json:"installed"`
+	Fixed     string   `json:"fixed,omitempty"`
+	// FixAvailable is true when a fixed version is published (Fixed is set).
+	FixAvailable bool      `json:"fix_available"`
+	FixCommand   string    `json:"fix_command,omitempty"`
+	Location     string    `json:"location,omitempty"`
+	Severity     string    `json:"severity"`
+	Score        float64   `json:"score,omitempty"`
+	Emergency    string    `json:"emergency,omitempty"` // the emergency's name, e.g. "regreSSHion"
+	FirstSeen    time.Time `json:"first_seen"`
+	LastSeen     time.Time `json:"last_seen"`
 	// Status is "open", or "accepted" while an acceptance for the advisory (this host or all
 	// hosts) has not expired.
 	Status     string      `json:"status"`
@@ -230,9 +232,6 @@ type HostVuln struct {
 
 	pkgKey string
 }
-
-// FixAvailable reports whether a fixed version is published.
-func (v HostVuln) FixAvailable() bool { return v.Fixed != "" }
 
 // NewHostVuln fills the stored key of a match's package.
 func NewHostVuln(hostID string, p finding.Package) HostVuln {
@@ -246,76 +245,102 @@ func NewHostVuln(hostID string, p finding.Package) HostVuln {
 // inventory.)
 func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		added, removed = nil, 0
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns WHERE host_id = ?`), hostID)
-		if err != nil {
-			return err
-		}
-		type old struct {
-			fixed, severity, emergency, installed string
-			score                                 float64
-		}
-		have := map[[2]string]old{}
-		for rows.Next() {
-			var k [2]string
-			var o old
-			if err := rows.Scan(&k[0], &k[1], &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
-				rows.Close()
-				return err
-			}
-			have[k] = o
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		now := ms(s.Now())
-		var fresh []HostVuln
-		keep := map[[2]string]bool{}
-		for _, v := range vs {
-			k := [2]string{v.Advisory, v.pkgKey}
-			if keep[k] {
-				continue
-			}
-			keep[k] = true
-			o, ok := have[k]
-			switch {
-			case !ok:
-				fresh = append(fresh, v)
-			case o.fixed != v.Fixed || o.severity != v.Severity || o.score != v.Score || o.emergency != v.Emergency || o.installed != v.Installed:
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET fixed = ?, fix_command = ?, severity = ?, score = ?, emergency = ?,
-					installed = ?, aliases = ?, summary = ?, last_seen = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`),
-					v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed, jsonText(nonNilStrings(v.Aliases)), v.Summary, now, hostID, v.Advisory, v.pkgKey); err != nil {
-					return err
-				}
-			}
-		}
-		for k := range have {
-			if !keep[k] {
-				if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM host_vulns WHERE host_id = ? AND advisory = ? AND pkg_key = ?`), hostID, k[0], k[1]); err != nil {
-					return err
-				}
-				removed++
-			}
-		}
-		const width = 16
-		per := rowsPer(width)
-		for lo := 0; lo < len(fresh); lo += per {
-			part := fresh[lo:min(lo+per, len(fresh))]
-			args := make([]any, 0, width*len(part))
-			for _, v := range part {
-				args = append(args, hostID, v.Advisory, v.pkgKey, v.Ecosystem, v.Package, v.Installed, v.Fixed, v.FixCommand, v.Location,
-					jsonText(nonNilStrings(v.Aliases)), v.Summary, v.Severity, v.Score, v.Emergency, now, now)
-			}
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO host_vulns(host_id, advisory, pkg_key, ecosystem, package, installed, fixed,
-				fix_command, location, aliases, summary, severity, score, emergency, first_seen, last_seen) VALUES `+placeholders(len(part), width)), args...); err != nil {
-				return fmt.Errorf("store host vulnerabilities: %w", err)
-			}
-		}
-		added = fresh
-		return nil
+		added, removed, err = s.replaceHostVulns(ctx, tx, hostID, vs)
+		return err
 	})
 	return added, removed, err
+}
+
+// HostVulnSet is one host's current vulnerabilities, for ReplaceFleetVulns.
+type HostVulnSet struct {
+	HostID string
+	Vulns  []HostVuln
+	// Added is filled with the vulnerabilities that are new.
+	Added []HostVuln
+}
+
+// ReplaceFleetVulns is ReplaceHostVulns for several hosts in one transaction: a fleet rematch
+// commits once per batch instead of once per host.
+func (s *Store) ReplaceFleetVulns(ctx context.Context, sets []HostVulnSet) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for i := range sets {
+			added, _, err := s.replaceHostVulns(ctx, tx, sets[i].HostID, sets[i].Vulns)
+			if err != nil {
+				return err
+			}
+			sets[i].Added = added
+		}
+		return nil
+	})
+}
+
+func (s *Store) replaceHostVulns(ctx context.Context, tx *sql.Tx, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns WHERE host_id = ?`), hostID)
+	if err != nil {
+		return nil, 0, err
+	}
+	type old struct {
+		fixed, severity, emergency, installed string
+		score                                 float64
+	}
+	have := map[[2]string]old{}
+	for rows.Next() {
+		var k [2]string
+		var o old
+		if err := rows.Scan(&k[0], &k[1], &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		have[k] = o
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	now := ms(s.Now())
+	var fresh []HostVuln
+	keep := map[[2]string]bool{}
+	for _, v := range vs {
+		k := [2]string{v.Advisory, v.pkgKey}
+		if keep[k] {
+			continue
+		}
+		keep[k] = true
+		o, ok := have[k]
+		switch {
+		case !ok:
+			fresh = append(fresh, v)
+		case o.fixed != v.Fixed || o.severity != v.Severity || o.score != v.Score || o.emergency != v.Emergency || o.installed != v.Installed:
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET fixed = ?, fix_command = ?, severity = ?, score = ?, emergency = ?,
+				installed = ?, aliases = ?, summary = ?, last_seen = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`),
+				v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed, jsonText(nonNilStrings(v.Aliases)), v.Summary, now, hostID, v.Advisory, v.pkgKey); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	for k := range have {
+		if !keep[k] {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM host_vulns WHERE host_id = ? AND advisory = ? AND pkg_key = ?`), hostID, k[0], k[1]); err != nil {
+				return nil, 0, err
+			}
+			removed++
+		}
+	}
+	const width = 16
+	per := rowsPer(width)
+	for lo := 0; lo < len(fresh); lo += per {
+		part := fresh[lo:min(lo+per, len(fresh))]
+		args := make([]any, 0, width*len(part))
+		for _, v := range part {
+			args = append(args, hostID, v.Advisory, v.pkgKey, v.Ecosystem, v.Package, v.Installed, v.Fixed, v.FixCommand, v.Location,
+				jsonText(nonNilStrings(v.Aliases)), v.Summary, v.Severity, v.Score, v.Emergency, now, now)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO host_vulns(host_id, advisory, pkg_key, ecosystem, package, installed, fixed,
+			fix_command, location, aliases, summary, severity, score, emergency, first_seen, last_seen) VALUES `+placeholders(len(part), width)), args...); err != nil {
+			return nil, 0, fmt.Errorf("store host vulnerabilities: %w", err)
+		}
+	}
+	return fresh, removed, nil
 }
 
 func nonNilStrings(s []string) []string {
@@ -399,6 +424,7 @@ func (s *Store) HostVulns(ctx context.Context, f VulnFilter) ([]HostVuln, int, e
 		}
 		json.Unmarshal([]byte(aliases), &v.Aliases)
 		v.FirstSeen, v.LastSeen = fromMS(first), fromMS(max(last, reported))
+		v.FixAvailable = v.Fixed != ""
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {

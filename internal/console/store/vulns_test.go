@@ -145,3 +145,27 @@ func TestVulnArchives(t *testing.T) {
 		}
 	})
 }
+
+func TestReplaceFleetVulns(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		addHost(t, s, "h-web1", "web1", "web")
+		addHost(t, s, "h-web2", "web2", "web")
+		sets := []HostVulnSet{
+			{HostID: "h-web1", Vulns: []HostVuln{hostVuln("h-web1", sshd, "DSA-5724-1", "high", "1:9.2p1-2+deb12u3", "regreSSHion")}},
+			{HostID: "h-web2", Vulns: []HostVuln{hostVuln("h-web2", curl, "DEBIAN-CVE-2023-38545", "high", "7.88.1-10+deb12u4", "")}},
+		}
+		must(t, s.ReplaceFleetVulns(ctx, sets))
+		if len(sets[0].Added) != 1 || len(sets[1].Added) != 1 {
+			t.Errorf("added %d and %d, want 1 each", len(sets[0].Added), len(sets[1].Added))
+		}
+		sets[1].Vulns = nil
+		must(t, s.ReplaceFleetVulns(ctx, sets))
+		if len(sets[0].Added) != 0 {
+			t.Errorf("unchanged vulnerability reported as new")
+		}
+		if _, n, _ := s.HostVulns(ctx, VulnFilter{}); n != 1 {
+			t.Errorf("%d vulnerabilities, want web1's only", n)
+		}
+	})
+}

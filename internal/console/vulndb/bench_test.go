@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/console/store"
+	"github.com/palisade-cwpp/palisade/internal/console/store/pgtest"
 	"github.com/palisade-cwpp/palisade/internal/detect/vuln/osvgen"
 	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
-// BenchmarkRematchFleet measures a fleet rematch through the store (SQLite): FLEET_HOSTS hosts
+// BenchmarkRematchFleet measures a fleet rematch through the store (SQLite, or PostgreSQL with
+// FLEET_POSTGRES=1, on a throwaway server started by pgtest): FLEET_HOSTS hosts
 // (default 1,000) of FLEET_PACKAGES packages (default 1,000) each, drawn from 20 images as a
 // fleet is, against the full synthetic Debian and Ubuntu data. "first" is the rematch after the
 // first import (every vulnerability is new and written); "again" is a rematch after a re-import
@@ -26,7 +28,18 @@ func BenchmarkRematchFleet(b *testing.B) {
 	hosts, pkgs := envInt("FLEET_HOSTS", 1000), envInt("FLEET_PACKAGES", 1000)
 	ctx := context.Background()
 	dir := b.TempDir()
-	st, err := store.Open(ctx, filepath.Join(dir, "console.db"))
+	dsn := filepath.Join(dir, "console.db")
+	if os.Getenv("FLEET_POSTGRES") != "" {
+		srv, err := pgtest.Start()
+		if err != nil {
+			b.Skipf("no PostgreSQL: %v", err)
+		}
+		defer srv.Stop()
+		if dsn, err = srv.CreateDatabase("fleet"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -256,7 +256,12 @@ func wake(ch chan struct{}) {
 }
 
 // Run rematches hosts as they are scheduled and fetches the configured sources, until ctx ends.
+// It starts with a fleet rematch when data is loaded: a rematch interrupted by a restart, or an
+// emergency list changed by an upgrade, is then caught up.
 func (m *Manager) Run(ctx context.Context) {
+	if m.Index().Len() > 0 {
+		m.RematchAll()
+	}
 	fetch := time.NewTimer(0)
 	if len(m.cfg.Sources) == 0 {
 		fetch.Stop()
@@ -311,18 +316,24 @@ func (m *Manager) rematch(ctx context.Context, matcher *vuln.Matcher, hostID str
 	if err != nil {
 		return 0, err
 	}
+	return len(vs), m.raiseEmergencies(ctx, hostID, added)
+}
+
+// raiseEmergencies opens an event for each newly found emergency vulnerability.
+func (m *Manager) raiseEmergencies(ctx context.Context, hostID string, added []store.HostVuln) error {
 	var fs []finding.Finding
 	for _, v := range added {
 		if v.Emergency != "" {
 			fs = append(fs, emergencyFinding(v, m.store.Now()))
 		}
 	}
-	if len(fs) > 0 {
-		if _, err := m.store.IngestFindings(ctx, hostID, fs, 24*time.Hour); err != nil {
-			return len(vs), fmt.Errorf("emergency events: %w", err)
-		}
+	if len(fs) == 0 {
+		return nil
 	}
-	return len(vs), nil
+	if _, err := m.store.IngestFindings(ctx, hostID, fs, 24*time.Hour); err != nil {
+		return fmt.Errorf("emergency events: %w", err)
+	}
+	return nil
 }
 
 // emergencyFinding raises a newly found emergency vulnerability in the event stream, one event
@@ -356,7 +367,11 @@ func clipTitle(s string) string {
 	return s
 }
 
-// RematchFleet rematches every host with an inventory.
+// fleetBatch is how many hosts a fleet rematch stores per transaction.
+const fleetBatch = 25
+
+// RematchFleet rematches every host with an inventory, storing fleetBatch hosts per
+// transaction.
 func (m *Manager) RematchFleet(ctx context.Context) (RematchStats, error) {
 	start := time.Now()
 	hosts, err := m.store.InventoryHosts(ctx)
@@ -365,12 +380,25 @@ func (m *Manager) RematchFleet(ctx context.Context) (RematchStats, error) {
 	}
 	st := RematchStats{Hosts: len(hosts)}
 	matcher := m.Index().NewMatcher()
-	for _, h := range hosts {
-		n, err := m.rematch(ctx, matcher, h)
-		if err != nil {
-			return st, fmt.Errorf("host %s: %w", h, err)
+	for lo := 0; lo < len(hosts); lo += fleetBatch {
+		sets := make([]store.HostVulnSet, 0, fleetBatch)
+		for _, h := range hosts[lo:min(lo+fleetBatch, len(hosts))] {
+			pkgs, _, err := m.store.HostPackages(ctx, h, store.PackageFilter{})
+			if err != nil {
+				return st, fmt.Errorf("host %s: %w", h, err)
+			}
+			vs := toHostVulns(h, matcher.MatchPackages(pkgs))
+			st.Matches += len(vs)
+			sets = append(sets, store.HostVulnSet{HostID: h, Vulns: vs})
 		}
-		st.Matches += n
+		if err := m.store.ReplaceFleetVulns(ctx, sets); err != nil {
+			return st, err
+		}
+		for _, set := range sets {
+			if err := m.raiseEmergencies(ctx, set.HostID, set.Added); err != nil {
+				return st, err
+			}
+		}
 	}
 	st.Duration, st.At = time.Since(start), time.Now().UTC()
 	m.mu.Lock()
