@@ -55,14 +55,27 @@ func runServe(ctx context.Context, args []string) error {
 	_, agentPort, _ := net.SplitHostPort(c.AgentAddr())
 	fmt.Printf("Palisade console\n  web UI and API: %s  (log in as admin)\n  agent API:      port %s\n  CA pin:         %s\n  CLI:            palisade hosts list   (credentials in %s)\n\n",
 		c.APIURL(), agentPort, c.CA.Pin(), filepath.Join(c.DataDir(), "cli.json"))
-	if *localAgent {
-		go func() {
-			if err := runLocalAgent(ctx, c, log); err != nil {
-				log.Error("local agent stopped", "err", err)
-			}
-		}()
+	if !*localAgent {
+		return c.Serve(ctx)
 	}
-	return c.Serve(ctx)
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		if err := runLocalAgent(agentCtx, c, log); err != nil {
+			log.Error("local agent stopped", "err", err)
+		}
+	}()
+	err = c.Serve(ctx)
+	stopAgent()
+	// The agent gives back what it took from the host (its audit rules and socket) as it
+	// stops; wait for that rather than exiting under it.
+	select {
+	case <-agentDone:
+	case <-time.After(15 * time.Second):
+		log.Warn("local agent did not stop within 15s")
+	}
+	return err
 }
 
 // runLocalAgent enrolls (once) and runs an agent for the console's own machine, through the
