@@ -370,3 +370,38 @@ func TestProcConnectorFallback(t *testing.T) {
 		t.Errorf("event %+v", ev.Proc)
 	}
 }
+
+// TestContainerIDFromRealCgroup puts a process into a cgroup laid out as Docker lays them out
+// (no container engine needed) and checks that its events carry the container ID.
+func TestContainerIDFromRealCgroup(t *testing.T) {
+	id := strings.Repeat("c0ffee", 10) + "d00d"
+	var dir string
+	for _, cand := range []string{"/sys/fs/cgroup/pids/docker/" + id, "/sys/fs/cgroup/unified/system.slice/docker-" + id + ".scope",
+		"/sys/fs/cgroup/system.slice/docker-" + id + ".scope"} {
+		if err := os.MkdirAll(cand, 0o755); err == nil {
+			dir = cand
+			break
+		}
+	}
+	if dir == "" {
+		t.Fatal("no writable cgroup hierarchy on this machine")
+	}
+	t.Cleanup(func() {
+		os.Remove(dir)
+		os.Remove(filepath.Dir(dir)) // docker/ or system.slice/, when empty and ours
+	})
+	c := startSource(t, Config{Watch: []string{}, NoNetwork: true})
+	marker := "in-container-" + strconv.Itoa(os.Getpid())
+	// The shell moves itself into the cgroup, then runs a process that lives long enough for
+	// its cgroup to be read.
+	cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && exec /bin/sh -c 'sleep 0.5' "$2"`, "sh", dir, marker)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	ev := c.wait(t, "exec in the cgroup", func(ev *behavior.Event) bool {
+		return ev.Kind == behavior.KindExec && slices.Contains(ev.Proc.Args, marker)
+	})
+	if ev.Proc.ContainerID != id {
+		t.Errorf("container %q, want %q", ev.Proc.ContainerID, id)
+	}
+}
