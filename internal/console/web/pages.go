@@ -163,6 +163,35 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "hosts", view{Title: "Hosts", Nav: "hosts", Data: d})
 }
 
+type packageList struct {
+	Host        store.Host
+	Packages    []finding.Package
+	Total       int
+	Query       url.Values
+	First, Last int
+	Prev, Next  string
+}
+
+// hostPackages lists the software a host's agent reported: the host's package assets.
+func (s *Server) hostPackages(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	h, err := s.store.HostByID(ctx, r.PathValue("id"), s.onlineSince())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := store.PackageFilter{Name: strings.TrimSpace(q.Get("name")), Ecosystem: q.Get("ecosystem"), Limit: pageSize, Offset: offset(q)}
+	pkgs, total, err := s.store.HostPackages(ctx, h.ID, f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := packageList{Host: h, Packages: pkgs, Total: total, Query: q}
+	d.First, d.Last, d.Prev, d.Next = pager("/hosts/"+h.ID+"/packages", q, f.Offset, len(pkgs), total)
+	s.render(w, r, http.StatusOK, "packages", view{Title: h.Hostname + ": packages", Nav: "hosts", Data: d})
+}
+
 // offset reads the page offset of a list; bad values mean the first page.
 func offset(q url.Values) int {
 	n, err := strconv.Atoi(q.Get("offset"))

@@ -79,7 +79,7 @@ func TestVulnerabilityPagesRender(t *testing.T) {
 		"/vulns?emergency=true&severity=low": {"Advisories 1–1 of 1"},
 		"/vulns?host=h-1":                    {"on <a href=\"/hosts/h-1\">web-01.example.com</a>", "Advisories 1–3 of 3"},
 		"/vulns/DSA-5724-1":                  {"CVE-2024-6387", "openssh-server", "1:9.2p1-2&#43;deb12u3", "apt-get install --only-upgrade openssh-server", `<a href="/hosts/h-1">web-01.example.com</a>`, "Not accepted on any host"},
-		"/hosts/h-1":                         {"3 open, 0 accepted", "3 packages on Debian GNU/Linux 12 (bookworm)", `<a href="/vulns/DSA-5724-1">DSA-5724-1</a>`, "apt-get install --only-upgrade openssh-server"},
+		"/hosts/h-1":                         {"3 open, 0 accepted", "3 packages</a> on Debian GNU/Linux 12 (bookworm)", `<a href="/vulns/DSA-5724-1">DSA-5724-1</a>`, "apt-get install --only-upgrade openssh-server"},
 	} {
 		w := c.get(path)
 		for _, s := range want {
@@ -258,5 +258,33 @@ func TestAcceptFormsNeedCSRFAndTheAnalystRole(t *testing.T) {
 	}
 	if es, _ := fx.st.ListAudit(ctx, "", "vuln.accept", 10, 0); len(es) != 0 {
 		t.Errorf("refused forms were audited as accepted: %+v", es)
+	}
+}
+
+func TestHostPackagesPage(t *testing.T) {
+	fx := newFixture(t)
+	c := fx.login("victor")
+	seedVulns(t, fx, 60)
+	host := c.get("/hosts/h-1").Body.String()
+	if !strings.Contains(host, `href="/hosts/h-1/packages">61 packages</a>`) {
+		t.Errorf("host page does not link its 61 packages")
+	}
+	page := c.get("/hosts/h-1/packages").Body.String()
+	for _, want := range []string{"Packages 1–50 of 61", "libfoo0", "Debian:12", `rel="next"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("packages page lacks %q", want)
+		}
+	}
+	page = c.get("/hosts/h-1/packages?offset=50").Body.String() // ordered by name: openssh last
+	for _, want := range []string{"Packages 51–61 of 61", "openssh-server", "1:9.2p1-2", "<td>openssh</td>", "/var/lib/dpkg/status"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("second page lacks %q", want)
+		}
+	}
+	if page := c.get("/hosts/h-1/packages?name=ssh").Body.String(); !strings.Contains(page, "Packages 1–1 of 1") || strings.Contains(page, "libfoo") {
+		t.Errorf("name filter: %s", page)
+	}
+	if w := c.get("/hosts/nope/packages"); w.Code != http.StatusNotFound {
+		t.Errorf("unknown host: HTTP %d", w.Code)
 	}
 }

@@ -88,6 +88,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /live", page(viewer, s.live))
 	mux.HandleFunc("GET /hosts", page(viewer, s.hosts))
 	mux.HandleFunc("GET /hosts/{id}", page(viewer, s.host))
+	mux.HandleFunc("GET /hosts/{id}/packages", page(viewer, s.hostPackages))
 	mux.HandleFunc("GET /events", page(viewer, s.events))
 	mux.HandleFunc("GET /events/{id}", page(viewer, s.event))
 	mux.HandleFunc("POST /events/{id}/status", page(analyst, s.eventStatus))
