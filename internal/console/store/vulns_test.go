@@ -169,3 +169,52 @@ func TestReplaceFleetVulns(t *testing.T) {
 		}
 	})
 }
+
+func TestReplaceFleetVulnsChangesAndRollback(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		clock := useClock(s, t0)
+		addHost(t, s, "h-web1", "web1", "web")
+		addHost(t, s, "h-web2", "web2", "web")
+		regre := hostVuln("h-web1", sshd, "DSA-5724-1", "high", "", "regreSSHion")
+		curlV := hostVuln("h-web1", curl, "DEBIAN-CVE-2023-38545", "critical", "7.88.1-10+deb12u4", "")
+		libcV := hostVuln("h-web2", libc, "DSA-5514-1", "high", "2.36-9+deb12u4", "")
+		must(t, s.ReplaceFleetVulns(ctx, []HostVulnSet{{HostID: "h-web1", Vulns: []HostVuln{regre, curlV, curlV}}, {HostID: "h-web2", Vulns: []HostVuln{libcV}}}))
+
+		// A fix is published for regreSSHion, curl's finding is gone, web2 is unchanged.
+		clock.Advance(time.Hour)
+		fixedV := hostVuln("h-web1", sshd, "DSA-5724-1", "high", "1:9.2p1-2+deb12u3", "regreSSHion")
+		sets := []HostVulnSet{{HostID: "h-web1", Vulns: []HostVuln{fixedV}}, {HostID: "h-web2", Vulns: []HostVuln{libcV}}}
+		must(t, s.ReplaceFleetVulns(ctx, sets))
+		if len(sets[0].Added) != 0 || sets[0].Removed != 1 || len(sets[1].Added) != 0 || sets[1].Removed != 0 {
+			t.Errorf("rematch: %+v", sets)
+		}
+		vs, n, err := s.HostVulns(ctx, VulnFilter{HostID: "h-web1"})
+		must(t, err)
+		if n != 1 || vs[0].Fixed != "1:9.2p1-2+deb12u3" || vs[0].FixCommand == "" || !vs[0].FirstSeen.Equal(t0) {
+			t.Errorf("after the fix was published: %+v", vs)
+		}
+
+		// The same host twice in one call is replaced twice, in order.
+		sets = []HostVulnSet{{HostID: "h-web2", Vulns: []HostVuln{libcV, hostVuln("h-web2", curl, "DEBIAN-CVE-2023-38545", "critical", "", "")}},
+			{HostID: "h-web2", Vulns: []HostVuln{libcV}}}
+		must(t, s.ReplaceFleetVulns(ctx, sets))
+		if len(sets[0].Added) != 1 || sets[1].Removed != 1 || len(sets[1].Added) != 0 {
+			t.Errorf("host named twice: %+v", sets)
+		}
+		if _, n, _ := s.HostVulns(ctx, VulnFilter{HostID: "h-web2"}); n != 1 {
+			t.Errorf("web2 holds %d, want 1", n)
+		}
+
+		// A failing batch stores nothing, including rows written before the failure (web1's
+		// new finding, stored before the unknown host's rows are refused).
+		err = s.ReplaceFleetVulns(ctx, []HostVulnSet{{HostID: "h-web1", Vulns: []HostVuln{fixedV, curlV}}, {HostID: "h-web1", Vulns: []HostVuln{fixedV, curlV}},
+			{HostID: "h-none", Vulns: []HostVuln{hostVuln("h-none", curl, "DEBIAN-CVE-2023-38545", "critical", "", "")}}})
+		if err == nil {
+			t.Fatal("a vulnerability of an unknown host was stored")
+		}
+		if _, n, _ := s.HostVulns(ctx, VulnFilter{HostID: "h-web1"}); n != 1 {
+			t.Errorf("web1 holds %d after a failed batch, want 1", n)
+		}
+	})
+}
