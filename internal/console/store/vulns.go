@@ -177,9 +177,12 @@ func (s *Store) HostPackages(ctx context.Context, hostID string, f PackageFilter
 		where += ` AND ecosystem LIKE ?`
 		args = append(args, likeEscape(f.Ecosystem)+"%")
 	}
-	var total int
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM host_packages WHERE `+where, args...).Scan(&total); err != nil {
-		return nil, 0, err
+	// Without a limit the rows are the count: a fleet rematch reads every host this way.
+	total := -1
+	if f.Limit > 0 || f.Offset > 0 {
+		if err := s.queryRow(ctx, `SELECT COUNT(*) FROM host_packages WHERE `+where, args...).Scan(&total); err != nil {
+			return nil, 0, err
+		}
 	}
 	q := `SELECT ecosystem, name, version, source_name, source_version, arch, location, purl, extractor FROM host_packages WHERE ` +
 		where + ` ORDER BY ecosystem, name, version, location`
@@ -198,6 +201,9 @@ func (s *Store) HostPackages(ctx context.Context, hostID string, f PackageFilter
 			return nil, 0, err
 		}
 		out = append(out, p)
+	}
+	if total < 0 {
+		total = len(out)
 	}
 	return out, total, rows.Err()
 }
