@@ -658,11 +658,16 @@ func (s *Store) VulnExposure(ctx context.Context, f VulnFilter) ([]AdvisoryExpos
 	f.Status = ""
 	where, args := s.vulnWhere(f)
 	now := ms(s.Now())
+	// Acceptances are resolved by joining the unexpired one of the row's host and the fleet-wide
+	// one (each at most one row: vuln_acceptances_scope is unique), not per row by a subquery.
 	q := `SELECT v.advisory, MAX(v.aliases), MAX(v.summary), MAX(` + severityRankSQL + `), MAX(v.score), MAX(v.emergency),
-		COUNT(DISTINCT CASE WHEN NOT ` + acceptedSQL + ` THEN v.host_id END),
-		COUNT(DISTINCT CASE WHEN ` + acceptedSQL + ` THEN v.host_id END),
+		COUNT(DISTINCT CASE WHEN ah.id IS NULL AND af.id IS NULL THEN v.host_id END),
+		COUNT(DISTINCT CASE WHEN ah.id IS NOT NULL OR af.id IS NOT NULL THEN v.host_id END),
 		MAX(CASE WHEN v.fixed <> '' THEN 1 ELSE 0 END)
-		FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE ` + where + ` GROUP BY v.advisory`
+		FROM host_vulns v JOIN hosts h ON h.id = v.host_id
+		LEFT JOIN vuln_acceptances ah ON ah.advisory = v.advisory AND ah.host_id = v.host_id AND ah.until_at > ?
+		LEFT JOIN vuln_acceptances af ON af.advisory = v.advisory AND af.host_id = '' AND af.until_at > ?
+		WHERE ` + where + ` GROUP BY v.advisory`
 	rows, err := s.query(ctx, q, append([]any{now, now}, args...)...)
 	if err != nil {
 		return nil, 0, err
@@ -693,20 +698,43 @@ func (s *Store) VulnExposure(ctx context.Context, f VulnFilter) ([]AdvisoryExpos
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
-	// Package names for the page only.
+	// Package names for the page only, a query per 500 advisories.
+	byAdv := make(map[string]*AdvisoryExposure, len(out))
 	for i := range out {
-		pr, err := s.query(ctx, `SELECT DISTINCT v.package FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE v.advisory = ? AND h.revoked_at = 0 ORDER BY v.package`, out[i].Advisory)
-		if err != nil {
+		byAdv[out[i].Advisory] = &out[i]
+	}
+	for lo := 0; lo < len(out); lo += 500 {
+		part := out[lo:min(lo+500, len(out))]
+		pargs := make([]any, len(part))
+		for i := range part {
+			pargs[i] = part[i].Advisory
+		}
+		if err := s.advisoryPackages(ctx, byAdv, pargs); err != nil {
 			return nil, 0, err
 		}
-		for pr.Next() {
-			var p string
-			pr.Scan(&p)
-			out[i].Packages = append(out[i].Packages, p)
-		}
-		pr.Close()
 	}
 	return out, total, nil
+}
+
+// advisoryPackages appends the distinct package names of the advisories to their exposures.
+func (s *Store) advisoryPackages(ctx context.Context, byAdv map[string]*AdvisoryExposure, advisories []any) error {
+	rows, err := s.query(ctx, `SELECT DISTINCT v.advisory, v.package FROM host_vulns v JOIN hosts h ON h.id = v.host_id
+		WHERE v.advisory IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(advisories)), ", ")+`) AND h.revoked_at = 0
+		ORDER BY v.advisory, v.package`, advisories...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var adv, p string
+		if err := rows.Scan(&adv, &p); err != nil {
+			return err
+		}
+		if e := byAdv[adv]; e != nil {
+			e.Packages = append(e.Packages, p)
+		}
+	}
+	return rows.Err()
 }
 
 // Acceptance is an operator's decision to live with an advisory on one host or all hosts until a

@@ -218,3 +218,57 @@ func TestReplaceFleetVulnsChangesAndRollback(t *testing.T) {
 		}
 	})
 }
+
+func TestVulnExposureAcceptances(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		clock := useClock(s, t0)
+		for _, h := range []string{"h-web1", "h-web2", "h-web3"} {
+			addHost(t, s, h, h[2:], "web")
+			// Two packages of one advisory on every host: hosts are counted once.
+			_, _, err := s.ReplaceHostVulns(ctx, h, []HostVuln{hostVuln(h, sshd, "DSA-5724-1", "high", "", "regreSSHion"),
+				hostVuln(h, libc, "DSA-5724-1", "high", "", "regreSSHion"), hostVuln(h, curl, "DEBIAN-CVE-2023-38545", "critical", "", "")})
+			must(t, err)
+		}
+		counts := func() map[string][2]int {
+			t.Helper()
+			exp, n, err := s.VulnExposure(ctx, VulnFilter{})
+			must(t, err)
+			out := map[string][2]int{}
+			for _, e := range exp {
+				out[e.Advisory] = [2]int{e.Hosts, e.AcceptedHosts}
+				if want := map[string]int{"DSA-5724-1": 2, "DEBIAN-CVE-2023-38545": 1}[e.Advisory]; len(e.Packages) != want {
+					t.Errorf("%s packages %v", e.Advisory, e.Packages)
+				}
+			}
+			if n != 2 || len(out) != 2 {
+				t.Errorf("%d advisories %v", n, out)
+			}
+			return out
+		}
+		if c := counts(); c["DSA-5724-1"] != [2]int{3, 0} || c["DEBIAN-CVE-2023-38545"] != [2]int{3, 0} {
+			t.Errorf("no acceptances: %v", c)
+		}
+		_, err := s.AcceptVuln(ctx, Acceptance{ID: "va-1", Advisory: "DSA-5724-1", HostID: "h-web1", Until: t0.Add(time.Hour), CreatedBy: "alice"})
+		must(t, err)
+		_, err = s.AcceptVuln(ctx, Acceptance{ID: "va-2", Advisory: "DEBIAN-CVE-2023-38545", HostID: "h-web2", Until: t0.Add(-time.Hour), CreatedBy: "alice"})
+		must(t, err)
+		if c := counts(); c["DSA-5724-1"] != [2]int{2, 1} || c["DEBIAN-CVE-2023-38545"] != [2]int{3, 0} {
+			t.Errorf("one host accepted, one expired: %v", c)
+		}
+		// A fleet-wide acceptance next to a host's: every host is accepted, none twice.
+		_, err = s.AcceptVuln(ctx, Acceptance{ID: "va-3", Advisory: "DSA-5724-1", Until: t0.Add(2 * time.Hour), CreatedBy: "alice"})
+		must(t, err)
+		if c := counts(); c["DSA-5724-1"] != [2]int{0, 3} {
+			t.Errorf("fleet-wide acceptance: %v", c)
+		}
+		clock.Advance(90 * time.Minute) // the host's acceptance expired, the fleet's holds
+		if c := counts(); c["DSA-5724-1"] != [2]int{0, 3} {
+			t.Errorf("fleet-wide acceptance after the host's expired: %v", c)
+		}
+		clock.Advance(time.Hour)
+		if c := counts(); c["DSA-5724-1"] != [2]int{3, 0} {
+			t.Errorf("all acceptances expired: %v", c)
+		}
+	})
+}
