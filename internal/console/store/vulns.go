@@ -323,22 +323,17 @@ func (s *Store) replaceVulns(ctx context.Context, conn *sql.Conn, tx *sql.Tx, se
 		score                                 float64
 	}
 	have := map[vulnKey]old{}
-	// Hosts are read in groups that stay under both databases' parameter limits.
-	for lo := 0; lo < len(sets); lo += 500 {
-		part := sets[lo:min(lo+500, len(sets))]
-		args := make([]any, len(part))
-		for i := range part {
-			args[i] = part[i].HostID
-		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT host_id, advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns
-			WHERE host_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`), args...)
+	// A host at a time: the primary key's prefix, whatever the planner thinks of a list of hosts.
+	for i := range sets {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns
+			WHERE host_id = ?`), sets[i].HostID)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var k vulnKey
+			k := vulnKey{host: sets[i].HostID}
 			var o old
-			if err := rows.Scan(&k.host, &k.advisory, &k.pkgKey, &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
+			if err := rows.Scan(&k.advisory, &k.pkgKey, &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
 				rows.Close()
 				return err
 			}
