@@ -268,8 +268,8 @@ type HostVulnSet struct {
 }
 
 // ReplaceFleetVulns is ReplaceHostVulns for several hosts in one transaction: a fleet rematch
-// commits once per batch instead of once per host, and reads and writes the batch's rows in a
-// few statements instead of a few per host.
+// commits once per batch instead of once per host, and on PostgreSQL writes the batch's rows in
+// a few statements instead of a few per host.
 func (s *Store) ReplaceFleetVulns(ctx context.Context, sets []HostVulnSet) error {
 	return s.connTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		// A host named twice is replaced twice, in order, as separate calls would.
