@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/palisade-cwpp/palisade/internal/finding"
 )
 
@@ -174,9 +177,12 @@ func (s *Store) HostPackages(ctx context.Context, hostID string, f PackageFilter
 		where += ` AND ecosystem LIKE ?`
 		args = append(args, likeEscape(f.Ecosystem)+"%")
 	}
-	var total int
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM host_packages WHERE `+where, args...).Scan(&total); err != nil {
-		return nil, 0, err
+	// Without a limit the rows are the count: a fleet rematch reads every host this way.
+	total := -1
+	if f.Limit > 0 || f.Offset > 0 {
+		if err := s.queryRow(ctx, `SELECT COUNT(*) FROM host_packages WHERE `+where, args...).Scan(&total); err != nil {
+			return nil, 0, err
+		}
 	}
 	q := `SELECT ecosystem, name, version, source_name, source_version, arch, location, purl, extractor FROM host_packages WHERE ` +
 		where + ` ORDER BY ecosystem, name, version, location`
@@ -195,6 +201,9 @@ func (s *Store) HostPackages(ctx context.Context, hostID string, f PackageFilter
 			return nil, 0, err
 		}
 		out = append(out, p)
+	}
+	if total < 0 {
+		total = len(out)
 	}
 	return out, total, rows.Err()
 }
@@ -244,86 +253,162 @@ func NewHostVuln(hostID string, p finding.Package) HostVuln {
 // were removed. (A vulnerability's last_seen, as read, is when the host last reported its
 // inventory.)
 func (s *Store) ReplaceHostVulns(ctx context.Context, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		added, removed, err = s.replaceHostVulns(ctx, tx, hostID, vs)
-		return err
-	})
-	return added, removed, err
+	sets := []HostVulnSet{{HostID: hostID, Vulns: vs}}
+	err = s.ReplaceFleetVulns(ctx, sets)
+	return sets[0].Added, sets[0].Removed, err
 }
 
 // HostVulnSet is one host's current vulnerabilities, for ReplaceFleetVulns.
 type HostVulnSet struct {
 	HostID string
 	Vulns  []HostVuln
-	// Added is filled with the vulnerabilities that are new.
-	Added []HostVuln
+	// Added is filled with the vulnerabilities that are new, Removed with how many were deleted.
+	Added   []HostVuln
+	Removed int
 }
 
 // ReplaceFleetVulns is ReplaceHostVulns for several hosts in one transaction: a fleet rematch
-// commits once per batch instead of once per host.
+// commits once per batch instead of once per host, and on PostgreSQL writes the batch's rows in
+// a few statements instead of a few per host.
 func (s *Store) ReplaceFleetVulns(ctx context.Context, sets []HostVulnSet) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.connTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+		// A host named twice is replaced twice, in order, as separate calls would.
+		seen := map[string]bool{}
+		lo := 0
 		for i := range sets {
-			added, _, err := s.replaceHostVulns(ctx, tx, sets[i].HostID, sets[i].Vulns)
-			if err != nil {
-				return err
+			if seen[sets[i].HostID] {
+				if err := s.replaceVulns(ctx, conn, tx, sets[lo:i]); err != nil {
+					return err
+				}
+				lo, seen = i, map[string]bool{}
 			}
-			sets[i].Added = added
+			seen[sets[i].HostID] = true
 		}
-		return nil
+		return s.replaceVulns(ctx, conn, tx, sets[lo:])
 	})
 }
 
-func (s *Store) replaceHostVulns(ctx context.Context, tx *sql.Tx, hostID string, vs []HostVuln) (added []HostVuln, removed int, err error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns WHERE host_id = ?`), hostID)
+// connTx is tx on a connection held for the transaction, so that fn can reach the driver's
+// connection (conn.Raw) inside the transaction, e.g. for PostgreSQL's COPY.
+func (s *Store) connTx(ctx context.Context, fn func(*sql.Conn, *sql.Tx) error) error {
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, 0, err
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(conn, tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// vulnKey identifies a stored vulnerability.
+type vulnKey struct{ host, advisory, pkgKey string }
+
+// replaceVulns replaces the vulnerabilities of sets, whose hosts are distinct.
+func (s *Store) replaceVulns(ctx context.Context, conn *sql.Conn, tx *sql.Tx, sets []HostVulnSet) error {
+	if len(sets) == 0 {
+		return nil
 	}
 	type old struct {
 		fixed, severity, emergency, installed string
 		score                                 float64
 	}
-	have := map[[2]string]old{}
-	for rows.Next() {
-		var k [2]string
-		var o old
-		if err := rows.Scan(&k[0], &k[1], &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
-			rows.Close()
-			return nil, 0, err
+	have := map[vulnKey]old{}
+	// A host at a time: the primary key's prefix, whatever the planner thinks of a list of hosts.
+	for i := range sets {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT advisory, pkg_key, fixed, severity, score, emergency, installed FROM host_vulns
+			WHERE host_id = ?`), sets[i].HostID)
+		if err != nil {
+			return err
 		}
-		have[k] = o
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	now := ms(s.Now())
-	var fresh []HostVuln
-	keep := map[[2]string]bool{}
-	for _, v := range vs {
-		k := [2]string{v.Advisory, v.pkgKey}
-		if keep[k] {
-			continue
+		for rows.Next() {
+			k := vulnKey{host: sets[i].HostID}
+			var o old
+			if err := rows.Scan(&k.advisory, &k.pkgKey, &o.fixed, &o.severity, &o.score, &o.emergency, &o.installed); err != nil {
+				rows.Close()
+				return err
+			}
+			have[k] = o
 		}
-		keep[k] = true
-		o, ok := have[k]
-		switch {
-		case !ok:
-			fresh = append(fresh, v)
-		case o.fixed != v.Fixed || o.severity != v.Severity || o.score != v.Score || o.emergency != v.Emergency || o.installed != v.Installed:
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE host_vulns SET fixed = ?, fix_command = ?, severity = ?, score = ?, emergency = ?,
-				installed = ?, aliases = ?, summary = ?, last_seen = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`),
-				v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed, jsonText(nonNilStrings(v.Aliases)), v.Summary, now, hostID, v.Advisory, v.pkgKey); err != nil {
-				return nil, 0, err
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	var fresh, changed []HostVuln
+	var gone []vulnKey
+	keep := map[vulnKey]bool{}
+	index := map[string]int{}
+	for i := range sets {
+		set := &sets[i]
+		set.Added, set.Removed = nil, 0
+		index[set.HostID] = i
+		for _, v := range set.Vulns {
+			v.HostID = set.HostID
+			k := vulnKey{set.HostID, v.Advisory, v.pkgKey}
+			if keep[k] {
+				continue
+			}
+			keep[k] = true
+			o, ok := have[k]
+			switch {
+			case !ok:
+				set.Added = append(set.Added, v)
+			case o.fixed != v.Fixed || o.severity != v.Severity || o.score != v.Score || o.emergency != v.Emergency || o.installed != v.Installed:
+				changed = append(changed, v)
 			}
 		}
+		fresh = append(fresh, set.Added...)
 	}
 	for k := range have {
 		if !keep[k] {
-			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM host_vulns WHERE host_id = ? AND advisory = ? AND pkg_key = ?`), hostID, k[0], k[1]); err != nil {
-				return nil, 0, err
+			gone = append(gone, k)
+			sets[index[k.host]].Removed++
+		}
+	}
+	now := ms(s.Now())
+	if s.postgres {
+		return s.writeVulnsPostgres(ctx, conn, tx, now, fresh, changed, gone)
+	}
+	return s.writeVulnsSQLite(ctx, tx, now, fresh, changed, gone)
+}
+
+// writeVulnsSQLite writes a batch's changes with multi-row inserts and prepared single-row
+// updates and deletes: SQLite runs in the process, so statements cost no round trip.
+func (s *Store) writeVulnsSQLite(ctx context.Context, tx *sql.Tx, now int64, fresh, changed []HostVuln, gone []vulnKey) error {
+	if len(changed) > 0 {
+		st, err := tx.PrepareContext(ctx, `UPDATE host_vulns SET fixed = ?, fix_command = ?, severity = ?, score = ?, emergency = ?,
+			installed = ?, aliases = ?, summary = ?, last_seen = ? WHERE host_id = ? AND advisory = ? AND pkg_key = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, v := range changed {
+			if _, err := st.ExecContext(ctx, v.Fixed, v.FixCommand, v.Severity, v.Score, v.Emergency, v.Installed,
+				jsonText(nonNilStrings(v.Aliases)), v.Summary, now, v.HostID, v.Advisory, v.pkgKey); err != nil {
+				return err
 			}
-			removed++
+		}
+	}
+	if len(gone) > 0 {
+		st, err := tx.PrepareContext(ctx, `DELETE FROM host_vulns WHERE host_id = ? AND advisory = ? AND pkg_key = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, k := range gone {
+			if _, err := st.ExecContext(ctx, k.host, k.advisory, k.pkgKey); err != nil {
+				return err
+			}
 		}
 	}
 	const width = 16
@@ -332,15 +417,105 @@ func (s *Store) replaceHostVulns(ctx context.Context, tx *sql.Tx, hostID string,
 		part := fresh[lo:min(lo+per, len(fresh))]
 		args := make([]any, 0, width*len(part))
 		for _, v := range part {
-			args = append(args, hostID, v.Advisory, v.pkgKey, v.Ecosystem, v.Package, v.Installed, v.Fixed, v.FixCommand, v.Location,
+			args = append(args, v.HostID, v.Advisory, v.pkgKey, v.Ecosystem, v.Package, v.Installed, v.Fixed, v.FixCommand, v.Location,
 				jsonText(nonNilStrings(v.Aliases)), v.Summary, v.Severity, v.Score, v.Emergency, now, now)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO host_vulns(host_id, advisory, pkg_key, ecosystem, package, installed, fixed,
-			fix_command, location, aliases, summary, severity, score, emergency, first_seen, last_seen) VALUES `+placeholders(len(part), width)), args...); err != nil {
-			return nil, 0, fmt.Errorf("store host vulnerabilities: %w", err)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO host_vulns(host_id, advisory, pkg_key, ecosystem, package, installed, fixed,
+			fix_command, location, aliases, summary, severity, score, emergency, first_seen, last_seen) VALUES `+placeholders(len(part), width), args...); err != nil {
+			return fmt.Errorf("store host vulnerabilities: %w", err)
 		}
 	}
-	return fresh, removed, nil
+	return nil
+}
+
+// pgArrayRows is how many rows one array-parameter statement carries.
+const pgArrayRows = 10000
+
+// writeVulnsPostgres writes a batch's new rows with one COPY, and its changed and gone rows with
+// one statement each (per pgArrayRows rows) whose columns are array parameters unnested by the
+// server: every statement is a round trip, and a multi-row VALUES list is parsed and planned
+// anew each time. COPY runs on the transaction's connection, so it commits or rolls back with
+// the rest.
+func (s *Store) writeVulnsPostgres(ctx context.Context, conn *sql.Conn, tx *sql.Tx, now int64, fresh, changed []HostVuln, gone []vulnKey) error {
+	for lo := 0; lo < len(changed); lo += pgArrayRows {
+		c := newVulnColumns(changed[lo:min(lo+pgArrayRows, len(changed))])
+		if _, err := tx.ExecContext(ctx, `UPDATE host_vulns v SET fixed = u.fixed, fix_command = u.fix_command, severity = u.severity,
+			score = u.score, emergency = u.emergency, installed = u.installed, aliases = u.aliases, summary = u.summary, last_seen = $1
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[],
+				$11::text[], $12::text[])
+				AS u(host_id, advisory, pkg_key, fixed, fix_command, severity, score, emergency, installed, aliases, summary)
+			WHERE v.host_id = u.host_id AND v.advisory = u.advisory AND v.pkg_key = u.pkg_key`,
+			now, c.host, c.advisory, c.pkgKey, c.fixed, c.fixCommand, c.severity, c.score, c.emergency, c.installed, c.aliases, c.summary); err != nil {
+			return fmt.Errorf("update host vulnerabilities: %w", err)
+		}
+	}
+	for lo := 0; lo < len(gone); lo += pgArrayRows {
+		part := gone[lo:min(lo+pgArrayRows, len(gone))]
+		host, adv, key := make([]string, len(part)), make([]string, len(part)), make([]string, len(part))
+		for i, k := range part {
+			host[i], adv[i], key[i] = k.host, k.advisory, k.pkgKey
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM host_vulns v USING unnest($1::text[], $2::text[], $3::text[]) AS u(host_id, advisory, pkg_key)
+			WHERE v.host_id = u.host_id AND v.advisory = u.advisory AND v.pkg_key = u.pkg_key`, host, adv, key); err != nil {
+			return fmt.Errorf("delete host vulnerabilities: %w", err)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	err := conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected PostgreSQL driver connection %T", dc)
+		}
+		_, err := sc.Conn().CopyFrom(ctx, pgx.Identifier{"host_vulns"}, []string{"host_id", "advisory", "pkg_key", "ecosystem",
+			"package", "installed", "fixed", "fix_command", "location", "aliases", "summary", "severity", "score", "emergency",
+			"first_seen", "last_seen"}, &vulnRows{vs: fresh, now: now, i: -1})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store host vulnerabilities: %w", err)
+	}
+	return nil
+}
+
+// vulnRows feeds new host_vulns rows to COPY.
+type vulnRows struct {
+	vs  []HostVuln
+	now int64
+	i   int
+	row [16]any
+}
+
+func (r *vulnRows) Next() bool { r.i++; return r.i < len(r.vs) }
+
+func (r *vulnRows) Values() ([]any, error) {
+	v := &r.vs[r.i]
+	r.row = [16]any{v.HostID, v.Advisory, v.pkgKey, v.Ecosystem, v.Package, v.Installed, v.Fixed, v.FixCommand, v.Location,
+		jsonText(nonNilStrings(v.Aliases)), v.Summary, v.Severity, v.Score, v.Emergency, r.now, r.now}
+	return r.row[:], nil
+}
+
+func (r *vulnRows) Err() error { return nil }
+
+// vulnColumns holds rows of host_vulns column by column, as PostgreSQL array parameters.
+type vulnColumns struct {
+	host, advisory, pkgKey, fixed, fixCommand, severity, emergency, installed, aliases, summary, ecosystem, pkg, location []string
+	score                                                                                                                 []float64
+}
+
+func newVulnColumns(vs []HostVuln) vulnColumns {
+	n := len(vs)
+	c := vulnColumns{host: make([]string, n), advisory: make([]string, n), pkgKey: make([]string, n), fixed: make([]string, n),
+		fixCommand: make([]string, n), severity: make([]string, n), emergency: make([]string, n), installed: make([]string, n),
+		aliases: make([]string, n), summary: make([]string, n), ecosystem: make([]string, n), pkg: make([]string, n),
+		location: make([]string, n), score: make([]float64, n)}
+	for i, v := range vs {
+		c.host[i], c.advisory[i], c.pkgKey[i], c.fixed[i], c.fixCommand[i] = v.HostID, v.Advisory, v.pkgKey, v.Fixed, v.FixCommand
+		c.severity[i], c.emergency[i], c.installed[i], c.summary[i] = v.Severity, v.Emergency, v.Installed, v.Summary
+		c.aliases[i], c.ecosystem[i], c.pkg[i], c.location[i], c.score[i] = jsonText(nonNilStrings(v.Aliases)), v.Ecosystem, v.Package, v.Location, v.Score
+	}
+	return c
 }
 
 func nonNilStrings(s []string) []string {
@@ -478,11 +653,16 @@ func (s *Store) VulnExposure(ctx context.Context, f VulnFilter) ([]AdvisoryExpos
 	f.Status = ""
 	where, args := s.vulnWhere(f)
 	now := ms(s.Now())
+	// Acceptances are resolved by joining the unexpired one of the row's host and the fleet-wide
+	// one (each at most one row: vuln_acceptances_scope is unique), not per row by a subquery.
 	q := `SELECT v.advisory, MAX(v.aliases), MAX(v.summary), MAX(` + severityRankSQL + `), MAX(v.score), MAX(v.emergency),
-		COUNT(DISTINCT CASE WHEN NOT ` + acceptedSQL + ` THEN v.host_id END),
-		COUNT(DISTINCT CASE WHEN ` + acceptedSQL + ` THEN v.host_id END),
+		COUNT(DISTINCT CASE WHEN ah.id IS NULL AND af.id IS NULL THEN v.host_id END),
+		COUNT(DISTINCT CASE WHEN ah.id IS NOT NULL OR af.id IS NOT NULL THEN v.host_id END),
 		MAX(CASE WHEN v.fixed <> '' THEN 1 ELSE 0 END)
-		FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE ` + where + ` GROUP BY v.advisory`
+		FROM host_vulns v JOIN hosts h ON h.id = v.host_id
+		LEFT JOIN vuln_acceptances ah ON ah.advisory = v.advisory AND ah.host_id = v.host_id AND ah.until_at > ?
+		LEFT JOIN vuln_acceptances af ON af.advisory = v.advisory AND af.host_id = '' AND af.until_at > ?
+		WHERE ` + where + ` GROUP BY v.advisory`
 	rows, err := s.query(ctx, q, append([]any{now, now}, args...)...)
 	if err != nil {
 		return nil, 0, err
@@ -513,20 +693,43 @@ func (s *Store) VulnExposure(ctx context.Context, f VulnFilter) ([]AdvisoryExpos
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
-	// Package names for the page only.
+	// Package names for the page only, a query per 500 advisories.
+	byAdv := make(map[string]*AdvisoryExposure, len(out))
 	for i := range out {
-		pr, err := s.query(ctx, `SELECT DISTINCT v.package FROM host_vulns v JOIN hosts h ON h.id = v.host_id WHERE v.advisory = ? AND h.revoked_at = 0 ORDER BY v.package`, out[i].Advisory)
-		if err != nil {
+		byAdv[out[i].Advisory] = &out[i]
+	}
+	for lo := 0; lo < len(out); lo += 500 {
+		part := out[lo:min(lo+500, len(out))]
+		pargs := make([]any, len(part))
+		for i := range part {
+			pargs[i] = part[i].Advisory
+		}
+		if err := s.advisoryPackages(ctx, byAdv, pargs); err != nil {
 			return nil, 0, err
 		}
-		for pr.Next() {
-			var p string
-			pr.Scan(&p)
-			out[i].Packages = append(out[i].Packages, p)
-		}
-		pr.Close()
 	}
 	return out, total, nil
+}
+
+// advisoryPackages appends the distinct package names of the advisories to their exposures.
+func (s *Store) advisoryPackages(ctx context.Context, byAdv map[string]*AdvisoryExposure, advisories []any) error {
+	rows, err := s.query(ctx, `SELECT DISTINCT v.advisory, v.package FROM host_vulns v JOIN hosts h ON h.id = v.host_id
+		WHERE v.advisory IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(advisories)), ", ")+`) AND h.revoked_at = 0
+		ORDER BY v.advisory, v.package`, advisories...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var adv, p string
+		if err := rows.Scan(&adv, &p); err != nil {
+			return err
+		}
+		if e := byAdv[adv]; e != nil {
+			e.Packages = append(e.Packages, p)
+		}
+	}
+	return rows.Err()
 }
 
 // Acceptance is an operator's decision to live with an advisory on one host or all hosts until a

@@ -169,3 +169,106 @@ func TestReplaceFleetVulns(t *testing.T) {
 		}
 	})
 }
+
+func TestReplaceFleetVulnsChangesAndRollback(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		clock := useClock(s, t0)
+		addHost(t, s, "h-web1", "web1", "web")
+		addHost(t, s, "h-web2", "web2", "web")
+		regre := hostVuln("h-web1", sshd, "DSA-5724-1", "high", "", "regreSSHion")
+		curlV := hostVuln("h-web1", curl, "DEBIAN-CVE-2023-38545", "critical", "7.88.1-10+deb12u4", "")
+		libcV := hostVuln("h-web2", libc, "DSA-5514-1", "high", "2.36-9+deb12u4", "")
+		must(t, s.ReplaceFleetVulns(ctx, []HostVulnSet{{HostID: "h-web1", Vulns: []HostVuln{regre, curlV, curlV}}, {HostID: "h-web2", Vulns: []HostVuln{libcV}}}))
+
+		// A fix is published for regreSSHion, curl's finding is gone, web2 is unchanged.
+		clock.Advance(time.Hour)
+		fixedV := hostVuln("h-web1", sshd, "DSA-5724-1", "high", "1:9.2p1-2+deb12u3", "regreSSHion")
+		sets := []HostVulnSet{{HostID: "h-web1", Vulns: []HostVuln{fixedV}}, {HostID: "h-web2", Vulns: []HostVuln{libcV}}}
+		must(t, s.ReplaceFleetVulns(ctx, sets))
+		if len(sets[0].Added) != 0 || sets[0].Removed != 1 || len(sets[1].Added) != 0 || sets[1].Removed != 0 {
+			t.Errorf("rematch: %+v", sets)
+		}
+		vs, n, err := s.HostVulns(ctx, VulnFilter{HostID: "h-web1"})
+		must(t, err)
+		if n != 1 || vs[0].Fixed != "1:9.2p1-2+deb12u3" || vs[0].FixCommand == "" || !vs[0].FirstSeen.Equal(t0) {
+			t.Errorf("after the fix was published: %+v", vs)
+		}
+
+		// The same host twice in one call is replaced twice, in order.
+		sets = []HostVulnSet{{HostID: "h-web2", Vulns: []HostVuln{libcV, hostVuln("h-web2", curl, "DEBIAN-CVE-2023-38545", "critical", "", "")}},
+			{HostID: "h-web2", Vulns: []HostVuln{libcV}}}
+		must(t, s.ReplaceFleetVulns(ctx, sets))
+		if len(sets[0].Added) != 1 || sets[1].Removed != 1 || len(sets[1].Added) != 0 {
+			t.Errorf("host named twice: %+v", sets)
+		}
+		if _, n, _ := s.HostVulns(ctx, VulnFilter{HostID: "h-web2"}); n != 1 {
+			t.Errorf("web2 holds %d, want 1", n)
+		}
+
+		// A failing batch stores nothing, including rows written before the failure (web1's
+		// new finding, stored before the unknown host's rows are refused).
+		err = s.ReplaceFleetVulns(ctx, []HostVulnSet{{HostID: "h-web1", Vulns: []HostVuln{fixedV, curlV}}, {HostID: "h-web1", Vulns: []HostVuln{fixedV, curlV}},
+			{HostID: "h-none", Vulns: []HostVuln{hostVuln("h-none", curl, "DEBIAN-CVE-2023-38545", "critical", "", "")}}})
+		if err == nil {
+			t.Fatal("a vulnerability of an unknown host was stored")
+		}
+		if _, n, _ := s.HostVulns(ctx, VulnFilter{HostID: "h-web1"}); n != 1 {
+			t.Errorf("web1 holds %d after a failed batch, want 1", n)
+		}
+	})
+}
+
+func TestVulnExposureAcceptances(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		clock := useClock(s, t0)
+		for _, h := range []string{"h-web1", "h-web2", "h-web3"} {
+			addHost(t, s, h, h[2:], "web")
+			// Two packages of one advisory on every host: hosts are counted once.
+			_, _, err := s.ReplaceHostVulns(ctx, h, []HostVuln{hostVuln(h, sshd, "DSA-5724-1", "high", "", "regreSSHion"),
+				hostVuln(h, libc, "DSA-5724-1", "high", "", "regreSSHion"), hostVuln(h, curl, "DEBIAN-CVE-2023-38545", "critical", "", "")})
+			must(t, err)
+		}
+		counts := func() map[string][2]int {
+			t.Helper()
+			exp, n, err := s.VulnExposure(ctx, VulnFilter{})
+			must(t, err)
+			out := map[string][2]int{}
+			for _, e := range exp {
+				out[e.Advisory] = [2]int{e.Hosts, e.AcceptedHosts}
+				if want := map[string]int{"DSA-5724-1": 2, "DEBIAN-CVE-2023-38545": 1}[e.Advisory]; len(e.Packages) != want {
+					t.Errorf("%s packages %v", e.Advisory, e.Packages)
+				}
+			}
+			if n != 2 || len(out) != 2 {
+				t.Errorf("%d advisories %v", n, out)
+			}
+			return out
+		}
+		if c := counts(); c["DSA-5724-1"] != [2]int{3, 0} || c["DEBIAN-CVE-2023-38545"] != [2]int{3, 0} {
+			t.Errorf("no acceptances: %v", c)
+		}
+		_, err := s.AcceptVuln(ctx, Acceptance{ID: "va-1", Advisory: "DSA-5724-1", HostID: "h-web1", Until: t0.Add(time.Hour), CreatedBy: "alice"})
+		must(t, err)
+		_, err = s.AcceptVuln(ctx, Acceptance{ID: "va-2", Advisory: "DEBIAN-CVE-2023-38545", HostID: "h-web2", Until: t0.Add(-time.Hour), CreatedBy: "alice"})
+		must(t, err)
+		if c := counts(); c["DSA-5724-1"] != [2]int{2, 1} || c["DEBIAN-CVE-2023-38545"] != [2]int{3, 0} {
+			t.Errorf("one host accepted, one expired: %v", c)
+		}
+		// A fleet-wide acceptance next to a host's: every host is accepted, none twice.
+		_, err = s.AcceptVuln(ctx, Acceptance{ID: "va-3", Advisory: "DSA-5724-1", Until: t0.Add(2 * time.Hour), CreatedBy: "alice"})
+		must(t, err)
+		if c := counts(); c["DSA-5724-1"] != [2]int{0, 3} {
+			t.Errorf("fleet-wide acceptance: %v", c)
+		}
+		clock.Advance(90 * time.Minute) // the host's acceptance expired, the fleet's holds
+		if c := counts(); c["DSA-5724-1"] != [2]int{0, 3} {
+			t.Errorf("fleet-wide acceptance after the host's expired: %v", c)
+		}
+		clock.Advance(time.Hour)
+		if c := counts(); c["DSA-5724-1"] != [2]int{3, 0} {
+			t.Errorf("all acceptances expired: %v", c)
+		}
+	})
+}

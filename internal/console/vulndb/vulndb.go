@@ -371,7 +371,8 @@ func clipTitle(s string) string {
 const fleetBatch = 25
 
 // RematchFleet rematches every host with an inventory, storing fleetBatch hosts per
-// transaction.
+// transaction. The next batch is matched while the current one is written, so the database's
+// work and the matching overlap; batches are still stored one at a time, in order.
 func (m *Manager) RematchFleet(ctx context.Context) (RematchStats, error) {
 	start := time.Now()
 	hosts, err := m.store.InventoryHosts(ctx)
@@ -379,27 +380,58 @@ func (m *Manager) RematchFleet(ctx context.Context) (RematchStats, error) {
 		return RematchStats{}, err
 	}
 	st := RematchStats{Hosts: len(hosts)}
-	matcher := m.Index().NewMatcher()
-	for lo := 0; lo < len(hosts); lo += fleetBatch {
-		sets := make([]store.HostVulnSet, 0, fleetBatch)
-		for _, h := range hosts[lo:min(lo+fleetBatch, len(hosts))] {
-			pkgs, _, err := m.store.HostPackages(ctx, h, store.PackageFilter{})
-			if err != nil {
-				return st, fmt.Errorf("host %s: %w", h, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	matched := make(chan []store.HostVulnSet, 1)
+	var matchErr error
+	matches := 0
+	go func() {
+		defer close(matched)
+		matcher := m.Index().NewMatcher()
+		for lo := 0; lo < len(hosts); lo += fleetBatch {
+			sets := make([]store.HostVulnSet, 0, fleetBatch)
+			for _, h := range hosts[lo:min(lo+fleetBatch, len(hosts))] {
+				pkgs, _, err := m.store.HostPackages(ctx, h, store.PackageFilter{})
+				if err != nil {
+					matchErr = fmt.Errorf("host %s: %w", h, err)
+					return
+				}
+				vs := toHostVulns(h, matcher.MatchPackages(pkgs))
+				matches += len(vs)
+				sets = append(sets, store.HostVulnSet{HostID: h, Vulns: vs})
 			}
-			vs := toHostVulns(h, matcher.MatchPackages(pkgs))
-			st.Matches += len(vs)
-			sets = append(sets, store.HostVulnSet{HostID: h, Vulns: vs})
+			select {
+			case matched <- sets:
+			case <-ctx.Done():
+				return
+			}
 		}
+	}()
+	// stop ends the matching and waits for it, so that matchErr and matches can be read.
+	stop := func() {
+		cancel()
+		for range matched {
+		}
+	}
+	for sets := range matched {
 		if err := m.store.ReplaceFleetVulns(ctx, sets); err != nil {
+			stop()
 			return st, err
 		}
 		for _, set := range sets {
 			if err := m.raiseEmergencies(ctx, set.HostID, set.Added); err != nil {
+				stop()
 				return st, err
 			}
 		}
 	}
+	if matchErr != nil {
+		return st, matchErr
+	}
+	if err := ctx.Err(); err != nil { // the matching stopped early
+		return st, err
+	}
+	st.Matches = matches
 	st.Duration, st.At = time.Since(start), time.Now().UTC()
 	m.mu.Lock()
 	m.lastFull = st

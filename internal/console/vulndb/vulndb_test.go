@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -117,6 +118,36 @@ func TestImportRematchAndRestart(t *testing.T) {
 	restarted, _ := newManagerOn(t, dir, st)
 	if a, ok := restarted.Advisory("DSA-5724-1"); !ok || a.Emergency == nil {
 		t.Errorf("archive not reloaded after a restart: %+v", a)
+	}
+}
+
+// TestRematchFleetBatches: a fleet of several batches is matched and stored completely, each
+// host once; a cancelled rematch reports it.
+func TestRematchFleetBatches(t *testing.T) {
+	ctx := context.Background()
+	m, st := newManager(t, t.TempDir(), Config{})
+	const hosts = 2*fleetBatch + 3
+	for i := range hosts {
+		enroll(t, st, fmt.Sprintf("h-%03d", i), sshd)
+	}
+	if _, err := m.Import(ctx, bytes.NewReader(osvZip(t, dsaFixedLater)), "test", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.RematchFleet(ctx)
+	if err != nil || res.Hosts != hosts || res.Matches != hosts {
+		t.Fatalf("rematch: %+v, %v", res, err)
+	}
+	if _, n, _ := st.HostVulns(ctx, store.VulnFilter{}); n != hosts {
+		t.Errorf("%d vulnerabilities stored, want one per host", n)
+	}
+	events, _, err := st.ListEvents(ctx, store.EventFilter{Category: string(finding.CategoryVuln), Limit: 100})
+	if err != nil || len(events) != hosts {
+		t.Errorf("%d emergency events, want one per host: %v", len(events), err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.RematchFleet(cancelled); err == nil {
+		t.Error("a cancelled rematch reported success")
 	}
 }
 
