@@ -41,10 +41,9 @@ type behaviorPipeline struct {
 	rules *behavior.RuleSet
 	notes []string // rules that did not load, for the engine's state
 
-	mu      sync.Mutex // guards eng and on; Handle runs under it
-	eng     *behavior.Engine
-	on      bool
-	emitErr int
+	mu  sync.Mutex // guards eng and on; Handle runs under it
+	eng *behavior.Engine
+	on  bool
 }
 
 // runBehavior loads the rules, opens the kernel event source and runs until ctx ends.
@@ -152,8 +151,7 @@ func (p *behaviorPipeline) handle(ev *behavior.Event) {
 		return
 	}
 	p.eng.Handle(ev, func(f finding.Finding) {
-		if err := p.a.Emit(f); err != nil {
-			p.emitErr++
+		if err := p.a.Emit(f); err != nil { // a full spool is counted and reported by Emit itself
 			p.a.log.Warn("behavior finding not spooled", "rule", f.RuleID, "err", err)
 		}
 	})
