@@ -41,6 +41,36 @@ func (n orNode) eval(c *evalCtx) bool {
 func (n notNode) eval(c *evalCtx) bool   { return !n.x.eval(c) }
 func (n constNode) eval(c *evalCtx) bool { return bool(n) }
 
+// anyAncestor holds when its condition holds for one of the event's ancestors, evaluated as if
+// that ancestor were the event's process: proc.* is the ancestor, parent.* and ancestors.* are
+// its own parent and ancestors; the other fields keep the event's values of kind and host and
+// are empty otherwise. It lets a rule ask about one ancestor as a whole ("an ancestor that is a
+// web server and is not a build tool") where ancestors.* fields only say that some ancestor
+// has each property.
+type anyAncestor struct{ x node }
+
+func (n anyAncestor) eval(c *evalCtx) bool {
+	if c.sub == nil {
+		c.sub = &subEval{}
+	}
+	s := c.sub
+	for i := range c.ev.Ancestors {
+		s.ev = Event{Kind: c.ev.Kind, Time: c.ev.Time, Host: c.ev.Host, Proc: c.ev.Ancestors[i], Ancestors: c.ev.Ancestors[i+1:]}
+		s.c.reset(&s.ev)
+		s.c.setuid = c.setuid
+		if n.x.eval(&s.c) {
+			return true
+		}
+	}
+	return false
+}
+
+// subEval is the reusable context an anyAncestor evaluates its ancestors in.
+type subEval struct {
+	ev Event
+	c  evalCtx
+}
+
 // strOp is a string comparison.
 type strOp uint8
 
@@ -409,6 +439,7 @@ type parser struct {
 	i     int
 	lists map[string][]string
 	depth int
+	inAnc bool // inside "any ancestor (...)", which does not nest
 }
 
 // parseCondition compiles a condition; lists are the named lists @name may refer to.
@@ -511,12 +542,38 @@ func (p *parser) unary() (node, error) {
 			return constNode(true), nil
 		case "false":
 			return constNode(false), nil
+		case "any":
+			return p.anyAncestor(t)
 		}
 		return p.comparison(t)
 	case tEOF:
 		return nil, &CondError{t.pos, "condition ends where a comparison was expected"}
 	}
 	return nil, &CondError{t.pos, fmt.Sprintf("want a field name, got %q", t.text)}
+}
+
+// anyAncestor parses the rest of "any ancestor (condition)".
+func (p *parser) anyAncestor(anyTok token) (node, error) {
+	if !p.keyword("ancestor") {
+		return nil, &CondError{p.peek().pos, fmt.Sprintf("want \"any ancestor (condition)\", got %q after \"any\"", p.peek().text)}
+	}
+	if p.inAnc {
+		return nil, &CondError{anyTok.pos, `"any ancestor" cannot be nested inside another "any ancestor"`}
+	}
+	open := p.next()
+	if open.kind != tLParen {
+		return nil, &CondError{open.pos, fmt.Sprintf("want \"(\" after \"any ancestor\", got %q", open.text)}
+	}
+	p.inAnc = true
+	x, err := p.or()
+	p.inAnc = false
+	if err != nil {
+		return nil, err
+	}
+	if c := p.next(); c.kind != tRParen {
+		return nil, &CondError{c.pos, fmt.Sprintf("want \")\" to close the \"(\" at offset %d, got %q", open.pos, c.text)}
+	}
+	return anyAncestor{x}, nil
 }
 
 // operators by name; the "i" forms compare ASCII case-insensitively.

@@ -83,10 +83,11 @@ type evalCtx struct {
 	hasPath bool
 	outs    []string
 	hasOuts bool
+	sub     *subEval // for "any ancestor", allocated on first use and kept
 }
 
 func (c *evalCtx) reset(ev *Event) {
-	*c = evalCtx{ev: ev, setuid: c.setuid, lower: c.lower[:0], ancName: c.ancName[:0], ancExe: c.ancExe[:0], ancCmd: c.ancCmd[:0], paths: c.paths[:0], outs: c.outs[:0]}
+	*c = evalCtx{ev: ev, setuid: c.setuid, lower: c.lower[:0], ancName: c.ancName[:0], ancExe: c.ancExe[:0], ancCmd: c.ancCmd[:0], paths: c.paths[:0], outs: c.outs[:0], sub: c.sub}
 }
 
 // cmdlineField is proc.cmdline, whose lower-case form the context caches.

@@ -64,6 +64,7 @@ func FuzzParseCondition(f *testing.F) {
 		`proc.cmdline matches '(curl|wget)\s' and proc.args glob ("*.sh", '-?')`, "net.remote_ip cidr (10.0.0.0/8, ::1) and net.remote_port >= 1024",
 		"file.path istartswith /ETC/ or file.name iin (@x, y)", "((((true))))", "proc.argc < 'a'", "proc.name = 'it''s'",
 		"std.socket = false and kind = exec", "ancestors.name = nginx or ancestors.exe endswith /java",
+		"any ancestor (proc.name = nginx and not parent.cmdline contains npm) and not any ancestor (proc.uid = 0)",
 	} {
 		f.Add(s)
 	}

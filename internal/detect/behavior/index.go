@@ -51,6 +51,22 @@ func anchorsOf(n node) (set []anchor, ok bool) {
 		}
 	case *strLeaf:
 		return leafAnchors(n)
+	case anyAncestor:
+		// The ancestor's own name, its parent's and its ancestors' are all names of the
+		// event's ancestors; other anchors of the ancestor say nothing about the event.
+		s, ok := anchorsOf(n.x)
+		if !ok {
+			return nil, false
+		}
+		for _, a := range s {
+			switch a.kind {
+			case anchorName, anchorParent, anchorAncs:
+				set = append(set, anchor{anchorAncs, a.val})
+			default:
+				return nil, false
+			}
+		}
+		return set, true
 	case *numLeaf:
 		if n.f.anchor == anchorPort && n.op == numEq {
 			for _, v := range n.vals {

@@ -78,11 +78,16 @@ func (t *tree) ancestors(ppid int32, now time.Time) []behavior.Process {
 	return out
 }
 
-// sweep forgets processes that no longer run, then, if the table is still full, those not
-// looked at for the longest time.
+// deadGrace is how long a process that no longer runs stays known after it was last looked
+// at: events wait (Config.Delay, and any backlog) before they are completed, and a child's
+// event completed after its parent exited still needs the parent.
+const deadGrace = 10 * time.Second
+
+// sweep forgets processes that no longer run and were not looked at for deadGrace, then, if the
+// table is still full, those not looked at for the longest time.
 func (t *tree) sweep(now time.Time) {
-	for pid := range t.procs {
-		if !t.fs.alive(pid) {
+	for pid, n := range t.procs {
+		if now.Sub(n.seen) > deadGrace && !t.fs.alive(pid) {
 			delete(t.procs, pid)
 		}
 	}
