@@ -9,6 +9,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 for b in ipset:ipset iptables:iptables ip6tables:iptables nft:nftables; do [ -x "/usr/sbin/${b%%:*}" ] || command -v "${b%%:*}" >/dev/null || need+=("${b#*:}"); done # internal/agent/respond
 [ -f /usr/include/yara.h ] || need+=(libyara-dev) # internal/detect/malware (cgo, go-yara)
+[ -f /usr/include/libdeflate.h ] || need+=(libdeflate-dev) # internal/detect/malware (cgo, linked statically)
 [ -x /usr/bin/chromium ] || need+=(chromium)     # internal/console browser tests (chromedp)
 for b in wget make cc git ip; do command -v $b >/dev/null || need+=("$(case $b in cc) echo gcc;; ip) echo iproute2;; *) echo $b;; esac)"); done # behaviour tests run these for real
 if [ ${#need[@]} -gt 0 ]; then
