@@ -57,7 +57,7 @@ func (n anyAncestor) eval(c *evalCtx) bool {
 	for i := range c.ev.Ancestors {
 		s.ev = Event{Kind: c.ev.Kind, Time: c.ev.Time, Host: c.ev.Host, Proc: c.ev.Ancestors[i], Ancestors: c.ev.Ancestors[i+1:]}
 		s.c.reset(&s.ev)
-		s.c.setuid = c.setuid
+		s.c.setuid, s.c.level = c.setuid, i+1
 		if n.x.eval(&s.c) {
 			return true
 		}

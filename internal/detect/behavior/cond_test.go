@@ -30,6 +30,9 @@ func TestAnyAncestor(t *testing.T) {
 		{`any ancestor (proc.uid = 33) and proc.name = id`, true},
 		{`not any ancestor (proc.name in (apache2, httpd))`, true},
 		{`any ancestor (kind = exec and proc.name = dash)`, true},
+		{`any ancestor (proc.name = nginx and ancestor.level = 2)`, true},
+		{`any ancestor (proc.name = node and ancestor.level <= 2)`, false},
+		{`ancestor.level = 0`, true},
 	}
 	for _, c := range cases {
 		n, err := parseCondition(c.cond, nil)

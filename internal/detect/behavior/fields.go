@@ -84,6 +84,7 @@ type evalCtx struct {
 	outs    []string
 	hasOuts bool
 	sub     *subEval // for "any ancestor", allocated on first use and kept
+	level   int      // inside "any ancestor": the ancestor's generation (1 = the parent)
 }
 
 func (c *evalCtx) reset(ev *Event) {
@@ -342,6 +343,8 @@ var fields = func() map[string]*field {
 			strs: (*evalCtx).ancestorCmdlines},
 		&field{name: "ancestors.count", typ: typeNumber, doc: "number of known ancestors",
 			num: func(c *evalCtx) (int64, bool) { return int64(len(c.ev.Ancestors)), true }},
+		&field{name: "ancestor.level", typ: typeNumber, doc: `inside "any ancestor (...)": the ancestor's generation, 1 for the parent; 0 elsewhere`,
+			num: func(c *evalCtx) (int64, bool) { return int64(c.level), true }},
 		&field{name: "net.proto", typ: typeString, doc: "tcp, udp or unix",
 			str: func(c *evalCtx) string {
 				if c.ev.Net == nil {
