@@ -162,6 +162,7 @@ type fileConfig struct {
 		YARA       []string `yaml:"yara"`
 		Realtime   []string `yaml:"realtime"`
 		Workers    int      `yaml:"workers"`
+		Reload     string   `yaml:"reload"`
 	} `yaml:"malware"`
 	Behavior struct {
 		Disabled bool              `yaml:"disabled"`
@@ -216,6 +217,13 @@ func (fc fileConfig) agentConfig() (agent.Config, error) {
 			return cfg, fmt.Errorf("inventory.interval: %q is not a duration of at least 1m", fc.Inventory.Interval)
 		}
 		cfg.Inventory.Interval = d
+	}
+	if fc.Malware.Reload != "" {
+		d, err := time.ParseDuration(fc.Malware.Reload)
+		if err != nil || d < time.Second {
+			return cfg, fmt.Errorf("malware.reload: %q is not a duration of at least 1s", fc.Malware.Reload)
+		}
+		cfg.Malware.Reload = d
 	}
 	if fc.HeartbeatInterval != "" {
 		d, err := time.ParseDuration(fc.HeartbeatInterval)

@@ -81,13 +81,15 @@ type Agent struct {
 	policyVersion   string
 	policyListeners []func(policy.Policy)
 
-	malware     *malwareEngine // nil when no signatures or rules are installed
-	rep         *reputation
-	guard       *respond.Guard      // nil when this host cannot block
-	updates     chan *pb.TaskUpdate // task progress and results, drained by whichever session is up
-	runCtx      context.Context     // Run's context, which tasks run under
-	blockReport chan struct{}       // wakes the sender to report active blocks
-	packages    *packageState
+	malware      atomic.Pointer[malwareEngine] // nil when no signatures or rules are installed
+	malwareMu    sync.Mutex                    // serialises (re)loads
+	malwareStamp string                        // the files of the last load attempt
+	rep          *reputation
+	guard        *respond.Guard      // nil when this host cannot block
+	updates      chan *pb.TaskUpdate // task progress and results, drained by whichever session is up
+	runCtx       context.Context     // Run's context, which tasks run under
+	blockReport  chan struct{}       // wakes the sender to report active blocks
+	packages     *packageState
 }
 
 // New opens the agent's identity and spool in cfg.DataDir.
@@ -199,7 +201,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setupFirewall(ctx)
 	a.setupMalware()
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){a.runAuth, a.runRealtime, a.runBehavior, a.runInventory} {
+	for _, run := range []func(context.Context){a.runAuth, a.runRealtime, a.runMalwareReload, a.runBehavior, a.runInventory} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}
