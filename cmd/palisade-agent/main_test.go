@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,26 @@ func TestExitCodes(t *testing.T) {
 	}
 	if got := exitCode(runStatus([]string{"extra"})); got != exitUsage {
 		t.Errorf("unexpected argument: exit %d, want %d", got, exitUsage)
+	}
+}
+
+// TestDefaultSignatures: the standalone scan takes every kind of signature file LoadDB reads
+// from the default directory, and nothing else.
+func TestDefaultSignatures(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"main.cvd", "daily.cld", "local.hdb", "pe.mdb", "bundle.psig", "body.ndb", "README.txt", "old.hdb.bak"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, p := range defaultSignatures(dir) {
+		got = append(got, filepath.Base(p))
+	}
+	if want := []string{"body.ndb", "bundle.psig", "daily.cld", "local.hdb", "main.cvd", "pe.mdb"}; !slices.Equal(got, want) {
+		t.Errorf("default signatures %v, want %v", got, want)
+	}
+	if got := defaultSignatures(filepath.Join(dir, "missing")); got != nil {
+		t.Errorf("missing directory: %v", got)
 	}
 }

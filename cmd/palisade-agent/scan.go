@@ -19,9 +19,6 @@ import (
 // defaultSignatureDir holds the signature files the agent keeps up to date.
 const defaultSignatureDir = defaultDataDir + "/signatures"
 
-// signatureExts are the signature file types taken from defaultSignatureDir.
-var signatureExts = map[string]bool{".hdb": true, ".hsb": true, ".hdu": true, ".hsu": true, ".ndb": true, ".ndu": true}
-
 const scanUsage = `Usage: palisade-agent scan [--db PATH]... [--yara FILE]... [--json] [--workers N] PATH...
 
 Scans files and directories (recursively) for malware, like clamscan. Files are read, never run.
@@ -180,7 +177,7 @@ func defaultSignatures(dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Type().IsRegular() && signatureExts[filepath.Ext(e.Name())] {
+		if e.Type().IsRegular() && malware.IsSignatureFile(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
