@@ -23,7 +23,7 @@ const scanUsage = `Usage: palisade-agent scan [--db PATH]... [--yara FILE]... [-
 
 Scans files and directories (recursively) for malware, like clamscan. Files are read, never run.
 Symbolic links inside the directories are not followed; devices, fifos and sockets are skipped.
-Archives (zip, tar, gzip) are unpacked in memory within limits; an archive bomb is reported.
+Archives (zip, tar, gzip, bzip2, xz) are unpacked in memory within limits; an archive bomb is reported.
 
   --db PATH      a signature file (.hdb, .hsb, .ndb); repeatable. Without --db, the files in
                  ` + defaultSignatureDir + ` are used if present.
