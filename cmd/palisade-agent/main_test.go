@@ -96,3 +96,25 @@ func TestDefaultSignatures(t *testing.T) {
 		t.Errorf("missing directory: %v", got)
 	}
 }
+
+// TestScanReportsSkippedSignatures: lines outside the supported subset are named on stderr with
+// their reason, and the scan goes on with the others.
+func TestScanReportsSkippedSignatures(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.ndb")
+	if err := os.WriteFile(db, []byte("Good:0:*:70616c6973616465\nBad:0:*:????\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "f")
+	if err := os.WriteFile(target, []byte("a palisade marker"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	err := scan(t.Context(), &stdout, &stderr, []string{db}, nil, false, 1, 1<<20, []string{target})
+	if exitCode(err) != 1 || !strings.Contains(stdout.String(), "Good") {
+		t.Errorf("scan: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "1 signature line(s) skipped") || !strings.Contains(stderr.String(), "t.ndb:2: Bad:") {
+		t.Errorf("stderr %q", stderr.String())
+	}
+}

@@ -83,6 +83,12 @@ func scan(ctx context.Context, stdout, stderr io.Writer, dbs, yaras []string, as
 		if db, err = malware.LoadDB(dbs...); err != nil {
 			return usageError{fmt.Errorf("scan: signatures: %w", err)}
 		}
+		if sk := db.Skipped(); len(sk) > 0 {
+			fmt.Fprintf(stderr, "palisade-agent scan: %d signature line(s) skipped (outside the supported subset, see docs/MALWARE.md):\n", db.Stats().Skipped)
+			for _, line := range sk[:min(len(sk), 10)] {
+				fmt.Fprintf(stderr, "  %s\n", line)
+			}
+		}
 	} else {
 		fmt.Fprintf(stderr, "palisade-agent scan: no signatures given and none in %s: hash and body engines idle\n", defaultSignatureDir)
 	}
