@@ -118,3 +118,21 @@ func TestScanReportsSkippedSignatures(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 }
+
+// TestScanTakesRulesBesideSignatures: a directory given with --db contributes its YARA files.
+func TestScanTakesRulesBesideSignatures(t *testing.T) {
+	dir, sigs := t.TempDir(), t.TempDir()
+	rule := "rule Beside { strings: $a = \"palisade-beside-marker\" condition: $a }\n"
+	if err := os.WriteFile(filepath.Join(sigs, "r.yara"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "f")
+	if err := os.WriteFile(target, []byte("x palisade-beside-marker x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	err := scan(t.Context(), &stdout, &stderr, []string{sigs}, nil, false, 1, 1<<20, []string{target})
+	if exitCode(err) != 1 || !strings.Contains(stdout.String(), "Beside (yara)") {
+		t.Errorf("scan: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+}

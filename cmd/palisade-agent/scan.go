@@ -25,8 +25,9 @@ Scans files and directories (recursively) for malware, like clamscan. Files are 
 Symbolic links inside the directories are not followed; devices, fifos and sockets are skipped.
 Archives (zip, tar, gzip, bzip2, xz) are unpacked in memory within limits; an archive bomb is reported.
 
-  --db PATH      a signature file (.hdb, .hsb, .ndb); repeatable. Without --db, the files in
-                 ` + defaultSignatureDir + ` are used if present.
+  --db PATH      a signature file or directory (ClamAV .hdb .hsb .mdb .msb .ndb .ldb .cvd
+                 .cld, .psig; YARA .yar/.yara files in a directory too); repeatable. Without
+                 --db, the files in ` + defaultSignatureDir + ` are used if present.
   --yara FILE    a YARA rule file; repeatable
   --json         print JSON lines: one per infected, skipped or unreadable file or archive
                  member, then one {"summary": ...} line
@@ -74,9 +75,12 @@ func runScan(ctx context.Context, args []string) error {
 
 func scan(ctx context.Context, stdout, stderr io.Writer, dbs, yaras []string, asJSON bool, workers int, maxBytes int64, paths []string) error {
 	start := time.Now()
+	// Rule files kept beside the signatures count too.
+	ruleDirs := dbs
 	if len(dbs) == 0 {
-		dbs = defaultSignatures(defaultSignatureDir)
+		dbs, ruleDirs = defaultSignatures(defaultSignatureDir), []string{defaultSignatureDir}
 	}
+	yaras = append(yaras, malware.YARAFilesIn(ruleDirs)...)
 	var db *malware.DB
 	if len(dbs) > 0 {
 		var err error
