@@ -167,9 +167,10 @@ func (a *Agent) Budget() *budget.Budget { return a.budget }
 
 // health holds component states by name.
 type health struct {
-	mu     sync.Mutex
-	states map[string]finding.ComponentState
-	order  []string
+	mu      sync.Mutex
+	states  map[string]finding.ComponentState
+	order   []string
+	changed chan struct{} // a component's state (not only its reason) changed: tell the console
 }
 
 func (h *health) set(cs finding.ComponentState) {
@@ -177,11 +178,26 @@ func (h *health) set(cs finding.ComponentState) {
 	defer h.mu.Unlock()
 	if h.states == nil {
 		h.states = map[string]finding.ComponentState{}
+		h.changed = make(chan struct{}, 1)
 	}
-	if _, ok := h.states[cs.Name]; !ok {
+	old, ok := h.states[cs.Name]
+	if !ok {
 		h.order = append(h.order, cs.Name)
 	}
 	h.states[cs.Name] = cs
+	if !ok || old.State != cs.State {
+		select {
+		case h.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// changes is signalled when a component's state changes (nil before the first component).
+func (h *health) changes() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
 }
 
 func (h *health) snapshot() []finding.ComponentState {

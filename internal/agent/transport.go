@@ -150,6 +150,8 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 	if err := a.sendHeartbeat(stream); err != nil {
 		return err
 	}
+	lastHB := time.Now()
+	var soon <-chan time.Time // a heartbeat held back by the once-a-second bound
 	if err := a.sendBlocks(ctx, stream); err != nil {
 		return err
 	}
@@ -211,7 +213,27 @@ func (a *Agent) sendLoop(ctx context.Context, stream pb.AgentService_ConnectClie
 			if err := a.sendHeartbeat(stream); err != nil {
 				return err
 			}
+			lastHB = time.Now()
 			a.writeStatus(true, nil)
+		case <-a.health.changes():
+			// A component came up, degraded or stopped: the console hears it now, not at the
+			// next tick (at most once a second however often states flap).
+			if d := time.Second - time.Since(lastHB); d > 0 {
+				if soon == nil {
+					soon = time.After(d)
+				}
+				break
+			}
+			if err := a.sendHeartbeat(stream); err != nil {
+				return err
+			}
+			lastHB = time.Now()
+		case <-soon:
+			soon = nil
+			if err := a.sendHeartbeat(stream); err != nil {
+				return err
+			}
+			lastHB = time.Now()
 		}
 	}
 }

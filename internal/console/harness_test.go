@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -180,6 +181,7 @@ type testAgent struct {
 	// inventoryRoot is the file system the package inventory reads; empty: inventory off, so
 	// the test machine's own packages stay out.
 	inventoryRoot string
+	heartbeat     time.Duration // zero: every second
 	a             *agent.Agent
 	cancel        context.CancelFunc
 	done          chan error
@@ -206,7 +208,7 @@ func (ta *testAgent) start() {
 		behave = *ta.behave
 	}
 	inv := agent.InventoryConfig{Disabled: ta.inventoryRoot == "", Root: ta.inventoryRoot, LanguageDirs: []string{}, CheckInterval: 100 * time.Millisecond}
-	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: time.Second, Firewall: ta.fw, Auth: auth, Malware: ta.malware,
+	a, err := agent.New(agent.Config{DataDir: ta.dir, HeartbeatInterval: cmp.Or(ta.heartbeat, time.Second), Firewall: ta.fw, Auth: auth, Malware: ta.malware,
 		Behavior: behave, Inventory: inv}, quietLog())
 	if err != nil {
 		ta.t.Fatal(err)
