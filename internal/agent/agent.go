@@ -84,6 +84,7 @@ type Agent struct {
 	malware      atomic.Pointer[malwareEngine] // nil when no signatures or rules are installed
 	malwareMu    sync.Mutex                    // serialises (re)loads
 	malwareStamp string                        // the files of the last load attempt
+	malwareTried bool                          // a load was attempted (malwareStamp is set)
 	rep          *reputation
 	guard        *respond.Guard      // nil when this host cannot block
 	updates      chan *pb.TaskUpdate // task progress and results, drained by whichever session is up
