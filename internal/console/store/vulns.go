@@ -187,7 +187,8 @@ func (s *Store) HostPackages(ctx context.Context, hostID string, f PackageFilter
 	q := `SELECT ecosystem, name, version, source_name, source_version, arch, location, purl, extractor FROM host_packages WHERE ` +
 		where + ` ORDER BY ecosystem, name, version, location`
 	if f.Limit > 0 {
-		q += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
+		q += ` LIMIT ? OFFSET ?` // bound like every other page of the store
+		args = append(args, f.Limit, f.Offset)
 	}
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
@@ -581,7 +582,8 @@ func (s *Store) HostVulns(ctx context.Context, f VulnFilter) ([]HostVuln, int, e
 		v.location, v.severity, v.score, v.emergency, v.first_seen, v.last_seen, COALESCE(i.updated_at, 0) FROM host_vulns v JOIN hosts h ON h.id = v.host_id
 		LEFT JOIN host_inventory i ON i.host_id = v.host_id WHERE ` + where + ` ORDER BY ` + severityRankSQL + ` DESC, v.score DESC, v.advisory, h.hostname, v.package`
 	if f.Limit > 0 {
-		q += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
+		q += ` LIMIT ? OFFSET ?` // bound like every other page of the store
+		args = append(args, f.Limit, f.Offset)
 	}
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
