@@ -3,7 +3,6 @@ package console_test
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +24,7 @@ func TestBrowserVulnerabilities(t *testing.T) {
 	b := newBrowser(t, tc)
 
 	ta := enrollAgent(t, tc)
-	root := t.TempDir()
-	status, err := os.ReadFile("../agent/inventory/testdata/debian12-dpkg-status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeUnder(t, root, "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n")
-	writeUnder(t, root, "var/lib/dpkg/status", string(status))
+	root := debian12Root(t)
 	ta.inventoryRoot = root
 	ta.start()
 	host := ta.a.HostID()

@@ -62,13 +62,7 @@ func vulnSet(vs []store.HostVuln) map[string]store.HostVuln {
 func TestVulnerabilitiesEndToEnd(t *testing.T) {
 	tc := startConsole(t)
 	ta := enrollAgent(t, tc)
-	root := t.TempDir()
-	status, err := os.ReadFile("../agent/inventory/testdata/debian12-dpkg-status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeUnder(t, root, "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n")
-	writeUnder(t, root, "var/lib/dpkg/status", string(status))
+	root := debian12Root(t)
 	ta.inventoryRoot = root
 	ta.start()
 	host := ta.a.HostID()
@@ -116,6 +110,10 @@ func TestVulnerabilitiesEndToEnd(t *testing.T) {
 	})
 
 	// The operator upgrades curl; a collect-inventory task makes the agent look at once.
+	status, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	upgraded := strings.ReplaceAll(string(status), "7.88.1-10+deb12u3", "7.88.1-10+deb12u4")
 	writeUnder(t, root, "var/lib/dpkg/status", upgraded)
 	var tk store.Task
@@ -180,4 +178,18 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// debian12Root is a file system root with the os-release and dpkg status of a small Debian 12
+// host, for an agent's package inventory.
+func debian12Root(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	status, err := os.ReadFile("../agent/inventory/testdata/debian12-dpkg-status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeUnder(t, root, "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n")
+	writeUnder(t, root, "var/lib/dpkg/status", string(status))
+	return root
 }
