@@ -3,6 +3,7 @@ module github.com/palisade-cwpp/palisade
 go 1.26.8
 
 require (
+	github.com/VirusTotal/gyp v0.9.0
 	github.com/bradleyjkemp/sigma-go v0.6.6
 	github.com/chromedp/chromedp v0.23.1
 	github.com/elastic/go-libaudit/v2 v2.6.2
@@ -44,6 +45,7 @@ require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-restruct/restruct v1.2.0-alpha // indirect
 	github.com/gobwas/glob v0.2.3 // indirect
+	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect
 	github.com/kballard/go-shellquote v0.0.0-20180428030007-95032a82bc51 // indirect
 	github.com/lunixbochs/struc v0.0.0-20241101090106-8d528fa2c543 // indirect

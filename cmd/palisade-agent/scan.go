@@ -150,14 +150,14 @@ func scan(ctx context.Context, stdout, stderr io.Writer, dbs, yaras []string, as
 	}
 	elapsed := time.Since(start)
 	if asJSON {
-		if err := enc.Encode(map[string]any{"summary": total, "yara_rules": rules.Len(), "seconds": elapsed.Seconds()}); err != nil {
+		if err := enc.Encode(map[string]any{"summary": total, "yara_rules": rules.Len(), "yara_gated": rules.Gated(), "seconds": elapsed.Seconds()}); err != nil {
 			return usageError{err}
 		}
 	} else {
 		fmt.Fprintf(stdout, `
 ----------- SCAN SUMMARY -----------
 Signature files: %d
-YARA rules: %d
+YARA rules: %d (%d run only where their strings occur)
 Scanned files: %d
 Infected files: %d
 Archives opened: %d
@@ -167,7 +167,7 @@ Special files skipped: %d
 Unreadable: %d
 Data scanned: %.2f MB
 Time: %.3f sec
-`, len(dbs), rules.Len(), total.Files, total.Infected, total.Archives, total.BombsStopped,
+`, len(dbs), rules.Len(), rules.Gated(), total.Files, total.Infected, total.Archives, total.BombsStopped,
 			total.Skipped, total.SpecialSkipped, total.Unreadable, float64(total.Bytes)/(1<<20), elapsed.Seconds())
 	}
 	if total.Infected > 0 {
