@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,11 +65,24 @@ func startConsole(t testing.TB, mutate ...func(*console.Config)) *testConsole {
 		APIListen:    freeAddr(t),
 		OfflineAfter: console.Duration(5 * time.Second),
 	}
+	own := [2]string{cfg.AgentListen, cfg.APIListen}
 	for _, m := range mutate {
 		m(&cfg)
 	}
 	tc := &testConsole{t: t, cfg: cfg, agentAddr: cfg.AgentListen}
-	tc.start()
+	// A port released by freeAddr can be taken meanwhile, for long, by another test binary (as
+	// the local port of a connection): a first start moves to other ports instead of waiting.
+	for i := 0; ; i++ {
+		err := tc.tryStart(5)
+		if err == nil {
+			break
+		}
+		if i == 5 || !errors.Is(err, syscall.EADDRINUSE) || own != [2]string{tc.cfg.AgentListen, tc.cfg.APIListen} {
+			t.Fatalf("open console: %v", err)
+		}
+		tc.cfg.AgentListen, tc.cfg.APIListen = freeAddr(t), freeAddr(t)
+		tc.agentAddr, own = tc.cfg.AgentListen, [2]string{tc.cfg.AgentListen, tc.cfg.APIListen}
+	}
 	t.Cleanup(tc.stop)
 	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "cli.json"))
 	if err != nil {
@@ -83,11 +98,17 @@ func startConsole(t testing.TB, mutate ...func(*console.Config)) *testConsole {
 
 func (tc *testConsole) start() {
 	tc.t.Helper()
+	// The ports were just released by a previous instance; retry briefly.
+	if err := tc.tryStart(50); err != nil {
+		tc.t.Fatalf("open console: %v", err)
+	}
+}
+
+func (tc *testConsole) tryStart(attempts int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var c *console.Console
 	var err error
-	// The ports were just released by a previous instance; retry briefly.
-	for i := 0; i < 50; i++ {
+	for i := 0; i < attempts; i++ {
 		if c, err = console.Open(ctx, tc.cfg, "correct-horse-battery", io.Discard, quietLog()); err == nil {
 			break
 		}
@@ -95,11 +116,12 @@ func (tc *testConsole) start() {
 	}
 	if err != nil {
 		cancel()
-		tc.t.Fatalf("open console: %v", err)
+		return err
 	}
 	tc.c, tc.cancel, tc.done = c, cancel, make(chan error, 1)
 	go func() { tc.done <- c.Serve(ctx) }()
 	tc.http = newHTTPClient(tc.t, filepath.Join(tc.cfg.DataDir, "ca.crt"))
+	return nil
 }
 
 func (tc *testConsole) stop() {
