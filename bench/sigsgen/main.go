@@ -148,6 +148,7 @@ func main() {
 	yaradir := flag.String("yaradir", "yara", "directory for the YARA rule files")
 	samples := flag.String("samples", "planted", "directory for the planted samples")
 	manifest := flag.String("manifest", "planted.tsv", "manifest: path<TAB>signature<TAB>archive|plain")
+	ntext := flag.Int("text-sigs", 0, "signatures written as ClamAV writes script ones (lower-case ASCII, normalised text) into text.ndb")
 	flag.Parse()
 	if *nyara < 0 || *nyara > *nsigs {
 		*nyara = *nsigs
@@ -170,6 +171,20 @@ func main() {
 		fmt.Fprintf(&ndb, "%s:0:*:%s\n", s.name, s.clam())
 	}
 	must(os.WriteFile(filepath.Join(*sigdir, "bench.ndb"), ndb.Bytes(), 0o644))
+	if *ntext > 0 {
+		// A generator of their own, so the other signatures and samples stay as they are.
+		tr := rand.New(rand.NewSource(*seed + 1))
+		const alpha = "abcdefghijklmnopqrstuvwxyz0123456789 ();$_=.'"
+		var text bytes.Buffer
+		for i := range *ntext {
+			w := make([]byte, 12+tr.Intn(20))
+			for j := range w {
+				w[j] = alpha[tr.Intn(len(alpha))]
+			}
+			fmt.Fprintf(&text, "Bench.Text.%04d:0:*:%s\n", i, hex.EncodeToString(w))
+		}
+		must(os.WriteFile(filepath.Join(*sigdir, "text.ndb"), text.Bytes(), 0o644))
+	}
 
 	var hdb, yhash bytes.Buffer
 	yhash.WriteString("import \"hash\"\n\n")
