@@ -154,9 +154,13 @@ func scan(ctx context.Context, stdout, stderr io.Writer, dbs, yaras []string, as
 			return usageError{err}
 		}
 	} else {
+		var st malware.DBStats
+		if db != nil {
+			st = db.Stats()
+		}
 		fmt.Fprintf(stdout, `
 ----------- SCAN SUMMARY -----------
-Signature files: %d
+Signature files: %d (%d signatures)
 YARA rules: %d (%d run only where their strings occur)
 Scanned files: %d
 Infected files: %d
@@ -167,7 +171,7 @@ Special files skipped: %d
 Unreadable: %d
 Data scanned: %.2f MB
 Time: %.3f sec
-`, len(dbs), rules.Len(), rules.Gated(), total.Files, total.Infected, total.Archives, total.BombsStopped,
+`, st.Files, st.MD5+st.SHA1+st.SHA256+st.SectionMD5+st.SectionSHA+st.Body+st.Logical, rules.Len(), rules.Gated(), total.Files, total.Infected, total.Archives, total.BombsStopped,
 			total.Skipped, total.SpecialSkipped, total.Unreadable, float64(total.Bytes)/(1<<20), elapsed.Seconds())
 	}
 	if total.Infected > 0 {
