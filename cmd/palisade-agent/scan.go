@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/palisade-cwpp/palisade/internal/detect/malware"
@@ -83,12 +82,13 @@ func scan(ctx context.Context, stdout, stderr io.Writer, dbs, yaras []string, as
 		dbs, ruleDirs = defaultSignatures(defaultSignatureDir), []string{defaultSignatureDir}
 	}
 	yaras = append(yaras, malware.YARAFilesIn(ruleDirs)...)
-	restoreGC := lessGCWhileLoading()
-	defer restoreGC()
 	var db *malware.DB
 	if len(dbs) > 0 {
 		var err error
-		if db, err = malware.LoadDB(dbs...); err != nil {
+		restoreGC := lessGCWhileLoading()
+		db, err = malware.LoadDB(dbs...)
+		restoreGC()
+		if err != nil {
 			return usageError{fmt.Errorf("scan: signatures: %w", err)}
 		}
 		if sk := db.Skipped(); len(sk) > 0 {
@@ -110,7 +110,6 @@ func scan(ctx context.Context, stdout, stderr io.Writer, dbs, yaras []string, as
 	if db == nil && rules == nil {
 		return usageError{errors.New("scan: nothing to scan with: give --db or --yara")}
 	}
-	restoreGC()
 	s := malware.NewScanner(db, rules, malware.Config{Workers: workers, MaxFileBytes: maxBytes})
 	enc := json.NewEncoder(stdout)
 	var total malware.WalkStats
@@ -208,14 +207,15 @@ func defaultSignatures(dir string) []string {
 const loadGCPercent = 400
 
 // lessGCWhileLoading raises the GC target to loadGCPercent, unless it is higher or off, until
-// the returned function is called. Loading makes short-lived garbage while the heap is still
-// small: collecting it at every doubling from 4 MiB took a seventh of the start-up; a few MiB
-// more, once, cost less.
+// the returned function is called. Loading signatures makes short-lived garbage while the heap
+// is still small: collecting it at every doubling from 4 MiB took a seventh of the start-up; a
+// few MiB more, once, cost less. Not for YARA rules: parsing them makes gigabytes of garbage,
+// and the heap would grow to five times what it holds.
 func lessGCWhileLoading() (restore func()) {
 	gc := debug.SetGCPercent(loadGCPercent)
 	if gc < 0 || gc >= loadGCPercent {
 		debug.SetGCPercent(gc)
 		return func() {}
 	}
-	return sync.OnceFunc(func() { debug.SetGCPercent(gc) })
+	return func() { debug.SetGCPercent(gc) }
 }
